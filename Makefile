@@ -1,0 +1,37 @@
+# Two set-up commands, both idempotent: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The shared sample clips beside the checkout; the demo and tests read them from here.
+SHARED ?= $(abspath ../shared/data)
+export AVRESTORE_SAMPLES ?= $(SHARED)/talking_heads
+
+.PHONY: install demo test lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/avrestore demo --out demo_out
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(PY) -m pytest -q
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	$(VENV)/bin/avrestore bench
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

@@ -1,0 +1,308 @@
+"""Decode video to RGB uint8 frames in chunks, and encode frames to H.264 with an AAC track."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from avrestore.errors import InputError
+from avrestore.media.audio import Audio
+from avrestore.media.files import existing_file
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds, read from its headers (``frame_count`` is exact when the
+    container states it, else ``round(duration * fps)``)."""
+
+    path: Path
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    duration: float
+    audio_rate: int | None
+    audio_channels: int | None
+
+    @property
+    def has_audio(self) -> bool:
+        """True when the file has an audio stream."""
+        return self.audio_rate is not None
+
+
+@dataclass(frozen=True)
+class FrameChunk:
+    """A run of consecutive frames: ``frames`` (n, H, W, 3) uint8 RGB, ``times`` (n,) seconds,
+    and ``start``, the index of the first frame in the whole video."""
+
+    frames: np.ndarray
+    times: np.ndarray
+    start: int
+
+
+def open_media(path: str | os.PathLike) -> av.container.InputContainer:
+    """Open a media file for reading, turning PyAV's errors into one-line InputErrors."""
+    p = existing_file(path)
+    try:
+        return av.open(str(p))
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise InputError(f"not a readable media file: {p} ({e.__class__.__name__})") from None
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.VideoStream:
+    if not container.streams.video:
+        raise InputError(f"no video stream in {path}")
+    return container.streams.video[0]
+
+
+def _stream_fps(stream: av.video.VideoStream) -> Fraction:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate or rate <= 0:
+        return Fraction(25)
+    return Fraction(rate)
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Read a video's size, frame rate, length and audio format without decoding frames."""
+    p = Path(path)
+    with open_media(p) as c:
+        v = _video_stream(c, p)
+        fps = _stream_fps(v)
+        if v.duration is not None and v.time_base is not None:
+            duration = float(v.duration * v.time_base)
+        elif c.duration is not None:
+            duration = c.duration / av.time_base
+        else:
+            duration = 0.0
+        frames = v.frames or round(duration * fps)
+        a = c.streams.audio[0] if c.streams.audio else None
+        return VideoInfo(
+            path=p,
+            width=v.codec_context.width,
+            height=v.codec_context.height,
+            fps=float(fps),
+            frame_count=int(frames),
+            duration=duration,
+            audio_rate=a.codec_context.sample_rate if a else None,
+            audio_channels=a.codec_context.channels if a else None,
+        )
+
+
+def _decoded(path: Path) -> Iterator[tuple[np.ndarray, float]]:
+    """Every decoded frame as (RGB array, presentation time in seconds)."""
+    with open_media(path) as c:
+        v = _video_stream(c, path)
+        v.thread_type = "AUTO"
+        step = 1.0 / float(_stream_fps(v))
+        last = None
+        try:
+            for frame in c.decode(v):
+                t = frame.time
+                if t is None:
+                    t = 0.0 if last is None else last + step
+                last = t
+                yield frame.to_ndarray(format="rgb24"), t
+        except av.error.FFmpegError as e:
+            raise InputError(f"cannot decode {path}: {e}") from None
+
+
+def _resampled(
+    frames: Iterator[tuple[np.ndarray, float]], fps: float
+) -> Iterator[tuple[np.ndarray, float]]:
+    """Resample a stream of timed frames to a constant rate by nearest-timestamp selection.
+
+    Output frame k stands at ``t0 + k / fps``; it takes the decoded frame whose time is nearest
+    (the earlier one on a tie). The last frame is held for one mean source interval.
+    """
+    prev: tuple[np.ndarray, float] | None = None
+    t0 = None
+    k = 0
+    intervals: list[float] = []
+    for img, t in frames:
+        if prev is None:
+            prev, t0 = (img, t), t
+            continue
+        intervals.append(t - prev[1])
+        mid = (prev[1] + t) / 2
+        while t0 + k / fps <= mid + 1e-9:
+            yield prev[0], t0 + k / fps
+            k += 1
+        prev = (img, t)
+    if prev is None:
+        return
+    hold = float(np.mean(intervals)) if intervals else 1.0 / fps
+    end = prev[1] + hold
+    while t0 + k / fps < end - 1e-6:
+        yield prev[0], t0 + k / fps
+        k += 1
+
+
+def iter_frames(
+    path: str | os.PathLike,
+    chunk_size: int = 32,
+    fps: float | None = None,
+    max_frames: int | None = None,
+) -> Iterator[FrameChunk]:
+    """Stream a video as chunks of at most ``chunk_size`` RGB frames.
+
+    Memory stays bounded by one chunk whatever the length of the video. With ``fps`` the
+    frames are resampled to that constant rate (for variable-frame-rate input).
+    """
+    p = existing_file(path)
+    frames = _decoded(p)
+    if fps is not None:
+        if fps <= 0:
+            raise InputError(f"--fps must be positive, got {fps}")
+        frames = _resampled(frames, fps)
+    buf: list[np.ndarray] = []
+    times: list[float] = []
+    start = 0
+    for img, t in frames:
+        if max_frames is not None and start + len(buf) >= max_frames:
+            break
+        buf.append(img)
+        times.append(t)
+        if len(buf) == chunk_size:
+            yield FrameChunk(np.stack(buf), np.asarray(times), start)
+            start += len(buf)
+            buf, times = [], []
+    if buf:
+        yield FrameChunk(np.stack(buf), np.asarray(times), start)
+
+
+def read_frames(
+    path: str | os.PathLike, fps: float | None = None, max_frames: int | None = None
+) -> tuple[np.ndarray, float]:
+    """Read a whole video into memory: (frames (T, H, W, 3) uint8, frames per second)."""
+    chunks = [c.frames for c in iter_frames(path, chunk_size=64, fps=fps, max_frames=max_frames)]
+    if not chunks:
+        raise InputError(f"no frames could be decoded from {path}")
+    return np.concatenate(chunks), float(fps) if fps else probe(path).fps
+
+
+def _even(frames: np.ndarray) -> np.ndarray:
+    """Pad (edge-replicate) the last row/column so both sides are even, as yuv420p needs."""
+    h, w = frames.shape[-3:-1]
+    ph, pw = h % 2, w % 2
+    if not (ph or pw):
+        return frames
+    pad = [(0, 0)] * (frames.ndim - 3) + [(0, ph), (0, pw), (0, 0)]
+    return np.pad(frames, pad, mode="edge")
+
+
+class VideoWriter:
+    """Write RGB frames to H.264 (libx264, yuv420p unless ``pix_fmt`` says otherwise, e.g.
+    ``yuv444p`` for near-lossless crops) with an optional AAC track.
+
+    Odd sizes are padded by one replicated row/column to the even size yuv420p needs.
+    The audio is cut or zero-padded to the video's duration (frames / fps) and interleaved
+    as frames arrive, so audio and video end together. Use as a context manager; the file
+    is written to ``path`` directly (wrap it in ``atomic_path`` for all-or-nothing output).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float,
+        crf: float = 18,
+        preset: str = "medium",
+        audio: Audio | None = None,
+        pix_fmt: str = "yuv420p",
+    ) -> None:
+        self.path = Path(path)
+        self.pix_fmt = pix_fmt
+        self.rate = Fraction(fps).limit_denominator(1001)
+        self.crf, self.preset = crf, preset
+        self.audio = audio
+        self.frames_written = 0
+        self._samples_written = 0
+        self._container = av.open(str(self.path), mode="w", format=_format_for(self.path))
+        self._v: av.video.VideoStream | None = None
+        self._a = None
+        if audio is not None:
+            layout = "mono" if audio.channels == 1 else "stereo"
+            self._a = self._container.add_stream("aac", rate=audio.rate, layout=layout)
+            self._a.bit_rate = 128_000 if audio.channels == 1 else 192_000
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open_video(self, h: int, w: int) -> av.video.VideoStream:
+        v = self._container.add_stream("libx264", rate=self.rate)
+        v.width, v.height, v.pix_fmt = w, h, self.pix_fmt
+        v.options = {"crf": str(self.crf), "preset": self.preset}
+        return v
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append one frame (H, W, 3) or several (n, H, W, 3), RGB uint8."""
+        frames = np.asarray(frames)
+        if frames.ndim == 3:
+            frames = frames[None]
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be uint8 (n, H, W, 3), got {frames.dtype} {frames.shape}")
+        frames = _even(frames)
+        if self._v is None:
+            self._v = self._open_video(*frames.shape[1:3])
+        for img in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            frame.pts = self.frames_written
+            frame.time_base = 1 / self.rate
+            self._container.mux(self._v.encode(frame))
+            self.frames_written += 1
+        self._write_audio_until(self.frames_written / self.rate)
+
+    def _write_audio_until(self, seconds: Fraction) -> None:
+        if self._a is None or self.audio is None:
+            return
+        end = int(seconds * self.audio.rate)
+        size = self._a.codec_context.frame_size or 1024
+        # Whole encoder frames only, until close() writes the tail.
+        while self._samples_written + size <= end:
+            self._encode_audio(self._samples_written, self._samples_written + size)
+
+    def _encode_audio(self, a: int, b: int) -> None:
+        assert self.audio is not None and self._a is not None
+        chunk = self.audio.samples[:, a:b]
+        if chunk.shape[1] < b - a:  # past the end of the source: silence
+            chunk = np.pad(chunk, ((0, 0), (0, b - a - chunk.shape[1])))
+        layout = "mono" if self.audio.channels == 1 else "stereo"
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(chunk, dtype=np.float32), format="fltp", layout=layout
+        )
+        frame.sample_rate = self.audio.rate
+        frame.pts = a
+        frame.time_base = Fraction(1, self.audio.rate)
+        self._container.mux(self._a.encode(frame))
+        self._samples_written = b
+
+    def close(self) -> None:
+        """Flush the encoders, finish the audio at the video's duration, close the file."""
+        if self._container is None:
+            return
+        try:
+            if self._v is not None:
+                self._container.mux(self._v.encode(None))
+            if self._a is not None and self.audio is not None:
+                end = int(self.frames_written / self.rate * self.audio.rate)
+                size = self._a.codec_context.frame_size or 1024
+                while self._samples_written < end:
+                    self._encode_audio(self._samples_written, min(self._samples_written + size, end))
+                self._container.mux(self._a.encode(None))
+        finally:
+            self._container.close()
+            self._container = None
+
+
+def _format_for(path: Path) -> str | None:
+    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}.get(
+        path.suffix.lower().replace(".part", "")
+    )

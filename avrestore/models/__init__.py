@@ -1,0 +1,1 @@
+"""Restoration networks (GAVN and its peers), their building blocks, and the model registry."""
