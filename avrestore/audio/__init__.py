@@ -1,0 +1,6 @@
+"""Audio features (log-mel, MFCC) and their alignment to video frames."""
+
+from avrestore.audio.features import Framing, log_mel, mel_filterbank, mfcc
+from avrestore.audio.windows import audio_windows, frame_windows
+
+__all__ = ["Framing", "audio_windows", "frame_windows", "log_mel", "mel_filterbank", "mfcc"]
