@@ -65,6 +65,21 @@ def read_audio(
             parts.extend(f.to_ndarray() for f in resampler.resample(None))
         except av.error.FFmpegError as e:
             raise InputError(f"cannot decode audio of {p}: {e}") from None
+        stated = _stated_length(container, stream, out_rate)
     n_ch = 1 if layout == "mono" else 2
     samples = np.concatenate(parts, axis=1) if parts else np.zeros((n_ch, 0), np.float32)
-    return Audio(samples.astype(np.float32, copy=False), out_rate)
+    return Audio(samples[:, :stated].astype(np.float32, copy=False), out_rate)
+
+
+def _stated_length(
+    container: av.container.InputContainer, stream: av.audio.AudioStream, rate: int
+) -> int | None:
+    """The stream's true length in samples at ``rate`` where the container states it exactly.
+
+    AAC codes whole 1024-sample frames; MP4/MOV record the true length (our own writer's
+    included), but the decoder still returns the padding of the last frame, up to 64 ms at
+    16 kHz. Other containers' durations are estimates (MPEG-PS), so nothing is cut there.
+    """
+    if "mp4" not in container.format.name.split(",") or not stream.duration:
+        return None
+    return round(stream.duration * stream.time_base * rate)

@@ -40,6 +40,12 @@ def check_output(output: str | os.PathLike, *inputs: str | os.PathLike) -> Path:
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it onto ``final`` only on success.
@@ -47,11 +53,18 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     The suffix is kept so that container formats are guessed from it (``.mp4``, ``.png``).
     """
     final = Path(final)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.parent
+        )
+    except OSError as e:  # e.g. a read-only file system, which os.access does not see
+        raise InputError(f"cannot write in {final.parent}: {e.strerror}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes the file owner-only (0600); give it the mode a plain open() would.
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, final)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -64,6 +77,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it owner-only (0700)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from avrestore.media.files import existing_file
 @dataclass(frozen=True)
 class VideoInfo:
     """What a video file holds, read from its headers (``frame_count`` is exact when the
-    container states it, else ``round(duration * fps)``)."""
+    container states it, else ``duration * fps`` rounded half up)."""
 
     path: Path
     width: int
@@ -80,7 +81,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             duration = c.duration / av.time_base
         else:
             duration = 0.0
-        frames = v.frames or round(duration * fps)
+        # Half up, not round()'s half-to-even: GRID's MPEG-PS clips state 2.98 s for 75 frames.
+        frames = v.frames or math.floor(duration * fps + 0.5)
         a = c.streams.audio[0] if c.streams.audio else None
         return VideoInfo(
             path=p,
@@ -222,7 +224,7 @@ class VideoWriter:
         self.audio = audio
         self.frames_written = 0
         self._samples_written = 0
-        self._container = av.open(str(self.path), mode="w", format=_format_for(self.path))
+        self._container = av.open(str(self.path), mode="w", format=container_format(self.path))
         self._v: av.video.VideoStream | None = None
         self._a = None
         if audio is not None:
@@ -248,7 +250,9 @@ class VideoWriter:
         if frames.ndim == 3:
             frames = frames[None]
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"frames must be uint8 (n, H, W, 3), got {frames.dtype} {frames.shape}")
+            raise ValueError(
+                f"frames must be uint8 (n, H, W, 3), got {frames.dtype} {frames.shape}"
+            )
         frames = _even(frames)
         if self._v is None:
             self._v = self._open_video(*frames.shape[1:3])
@@ -295,14 +299,22 @@ class VideoWriter:
                 end = int(self.frames_written / self.rate * self.audio.rate)
                 size = self._a.codec_context.frame_size or 1024
                 while self._samples_written < end:
-                    self._encode_audio(self._samples_written, min(self._samples_written + size, end))
+                    self._encode_audio(
+                        self._samples_written, min(self._samples_written + size, end)
+                    )
                 self._container.mux(self._a.encode(None))
         finally:
             self._container.close()
             self._container = None
 
 
-def _format_for(path: Path) -> str | None:
-    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}.get(
-        path.suffix.lower().replace(".part", "")
-    )
+_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+
+def container_format(path: str | os.PathLike) -> str:
+    """The container ``VideoWriter`` writes for ``path``'s suffix; InputError for others."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in _CONTAINERS:
+        known = ", ".join(sorted(_CONTAINERS))
+        raise InputError(f"cannot write video to {path}: use one of the suffixes {known}")
+    return _CONTAINERS[suffix]

@@ -1,0 +1,5 @@
+"""``python -m avrestore`` runs the command line."""
+
+from avrestore.cli import main
+
+main()
