@@ -1,0 +1,1 @@
+"""Datasets: preparing face-centred clips from source videos, splits, and training datasets."""
