@@ -42,6 +42,12 @@ def silent_clip() -> Path:
 
 
 @pytest.fixture(scope="session")
+def niqe_params_path() -> Path:
+    """NIQE's standard pristine-model parameters (BasicSR's niqe_pris_params.npz)."""
+    return _require(SHARED_DATA / "misc" / "niqe_pris_params.npz")
+
+
+@pytest.fixture(scope="session")
 def tiny_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated 2 s, 25 fps, 64x48 video of a moving gradient with a 440 Hz stereo tone."""
     from avrestore.media.audio import Audio
