@@ -1,0 +1,49 @@
+"""``avrestore models [--json] [--size S]``: every registered model, its size and its cost."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from avrestore.models.complexity import count_parameters, measure, restores_frames
+from avrestore.models.registry import REGISTRY, build
+
+
+def _describe(name: str, size: int) -> dict[str, object]:
+    """One model's row: parameters always; cost and frame counts if it follows the protocol."""
+    model = build(name)
+    row: dict[str, object] = {"name": name, "params": count_parameters(model)}
+    if restores_frames(model):
+        cost = measure(model, size)
+        row.update(
+            gmacs_per_frame=round(cost.gmacs_per_frame, 3),
+            frames_in=cost.frames_in,
+            frames_out=cost.frames_out,
+        )
+    else:
+        row.update(gmacs_per_frame=None, frames_in=None, frames_out=None)
+    row.update(frame_size=size, summary=REGISTRY[name].summary)
+    return row
+
+
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead.")] = False,
+    size: Annotated[
+        int, typer.Option(min=16, help="Side of the square frames the cost is measured on.")
+    ] = 224,
+) -> None:
+    """List the registered models: parameters, GMACs per restored frame (multiply-accumulates,
+    i.e. half the FLOPs; deformable sampling not counted) and frames in -> out."""
+    rows = [_describe(name, size) for name in sorted(REGISTRY)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(f"{'model':<16} {'params':>10} {f'GMACs/frame@{size}':>18} {'in->out':>8}  summary")
+    for r in rows:
+        gmacs = "-" if r["gmacs_per_frame"] is None else f"{r['gmacs_per_frame']:.2f}"
+        frames = "-" if r["frames_in"] is None else f"{r['frames_in']}->{r['frames_out']}"
+        typer.echo(
+            f"{r['name']:<16} {r['params'] / 1e6:>9.2f}M {gmacs:>18} {frames:>8}  {r['summary']}"
+        )

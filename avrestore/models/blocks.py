@@ -1,0 +1,52 @@
+"""Small building blocks shared by the restoration networks."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def lrelu(x: Tensor) -> Tensor:
+    """The leaky ReLU (slope 0.1) that EDVR and BasicVSR use between convolutions."""
+    return F.leaky_relu(x, 0.1)
+
+
+def conv3x3(c_in: int, c_out: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
+    """A 3x3 convolution that keeps the size (stride 1) or halves it (stride 2)."""
+    return nn.Conv2d(c_in, c_out, 3, stride, 1, bias=bias)
+
+
+class ResidualBlock(nn.Module):
+    """x + conv(relu(conv(x))) without normalisation (EDSR/EDVR's ResidualBlockNoBN)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(channels, channels)
+        self.conv2 = conv3x3(channels, channels)
+        # Small initial residuals (x0.1, as BasicSR) keep a deep stack near identity at the start.
+        for conv in (self.conv1, self.conv2):
+            nn.init.kaiming_normal_(conv.weight)
+            conv.weight.data.mul_(0.1)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Add the block's residual to ``x``."""
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+def residual_blocks(channels: int, n: int) -> nn.Sequential:
+    """``n`` residual blocks in a row (an empty Sequential, the identity, when n = 0)."""
+    return nn.Sequential(*(ResidualBlock(channels) for _ in range(n)))
+
+
+class UpsampleBlock(nn.Module):
+    """Residual blocks, then x2 upsampling by sub-pixel convolution (pixel shuffle)."""
+
+    def __init__(self, channels: int, n_blocks: int) -> None:
+        super().__init__()
+        self.body = residual_blocks(channels, n_blocks)
+        self.expand = conv3x3(channels, 4 * channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> (B, C, 2H, 2W)."""
+        return lrelu(F.pixel_shuffle(self.expand(self.body(x)), 2))

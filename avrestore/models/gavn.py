@@ -1,0 +1,436 @@
+"""GAVN: General Audio-assisted face Video restoration Network (Cao et al., "Audio-Assisted Face
+Video Restoration with Temporal and Identity Complementary Learning").
+
+From 2N+5 degraded frames (and, per restored frame, its MFCC window and 68 landmarks) GAVN
+restores the 2N+1 centre frames in three stages; C is the feature width:
+
+- ``InterFrameTemporal`` (eqs. 4-10), at 1/4 of the input size to save computation: a
+  pre-deblur module as EDVR's for HR input (two stride-2 convs to 1/4, residual blocks there)
+  gives each frame F_j a 3-level pyramid (L1 1/4, L2 1/8, L3 1/16, stride-2 convs as EDVR's);
+  PCD alignment (EDVR) drives four recurrent streams (forward/backward adjacent FA/BA from
+  j∓1, forward/backward skip-frame FS/BS from j∓2) and the self-alignment AF_j; attention
+  fusion makes T_j (1/4).
+- ``IntraFrameIdentity`` (eqs. 11-16), per centre frame, from the full-resolution inputs (no
+  pre-deblur): the frame, its landmark heatmaps and its audio each give features at two levels,
+  F¹ at 1/2 and F² at 1/4; landmark and audio features are gated by the frame's; I¹ and I².
+- ``Reconstruction`` (eqs. 17-18, 3): I² modulates T at 1/4 and Φ_up lifts it to 1/2 (Î²), I¹
+  modulates Î² and Φ_up lifts it to full size (Î¹); a conv to RGB is added to the input frame.
+
+Readings where the paper leaves a choice (each explained where it is made):
+- One PCD ``Align`` serves all five alignments (eqs. 4-8 use one function; EDVR likewise
+  aligns neighbours at any distance with one PCD). Each stream has its own fusion of the
+  aligned state with F_j (BasicVSR's propagation); a stream's state is lifted to a pyramid by
+  the same pyramid convs as the frames, since PCD aligns pyramids. A stream's first frames
+  have no source; their aligned state is zero (BasicVSR's initial state).
+- Eq. 9: the stream weight is σ(Σ_c θ(Y) ⊙ φ(AF)), one value per pixel, as EDVR's TSA.
+- Landmarks: 68 Gaussian heatmaps (σ = 2 px at full size), one channel per point.
+- Audio (DAVD-Net's A-subnet): the MFCC window, each coefficient standardised by batch norm,
+  → linear → a C x 4 x 4 map → two Φ_up → 16 x 16, resized to the size of each level.
+- Eq. 16's convolution of a concatenation is written as the sum of one convolution per branch
+  (the same function); landmark and audio slices have no bias. A missing input (``audio=None``
+  or ``landmarks=None`` on a model that has the branch) then drops its term, exactly as a zero
+  gated feature would: the model runs as if that branch were absent.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from avrestore.errors import InputError
+from avrestore.models.blocks import UpsampleBlock, conv3x3, lrelu, residual_blocks
+from avrestore.models.dcn import DCNv2Pack
+from avrestore.models.heatmaps import landmark_heatmaps
+
+N_LANDMARKS = 68
+SIZE_MULTIPLE = 16  # L3 is at 1/16: frames are padded to a multiple of it
+
+# Stream -> how far back its source frame lies: FS_j from j-2 (eq. 6), FA_j from j-1 (eq. 4),
+# BA_j from j+1 (eq. 5), BS_j from j+2 (eq. 7).
+STREAM_SOURCES = {"FS": 2, "FA": 1, "BA": -1, "BS": -2}
+
+
+def _upsample2(x: Tensor) -> Tensor:
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+class PreDeblur(nn.Module):
+    """Frame (3, H, W) -> L1 feature (C, H/4, W/4): EDVR's HR-input pre-deblur, simplified.
+
+    Two stride-2 convs reach 1/4 and residual blocks deblur there; EDVR's own inner 1/8 and
+    1/16 levels are left out, since the feature pyramid that follows provides those scales.
+    """
+
+    def __init__(self, channels: int, n_blocks: int) -> None:
+        super().__init__()
+        self.down1 = conv3x3(3, channels, stride=2)
+        self.down2 = conv3x3(channels, channels, stride=2)
+        self.body = residual_blocks(channels, n_blocks)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Downsample by 4 and deblur."""
+        return self.body(lrelu(self.down2(lrelu(self.down1(x)))))
+
+
+class FeaturePyramid(nn.Module):
+    """L1 (1/4) -> [L1, L2 (1/8), L3 (1/16)] by stride-2 convs, as EDVR's conv_l2 / conv_l3."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.levels = nn.ModuleList(
+            nn.Sequential(
+                conv3x3(channels, channels, stride=2),
+                nn.LeakyReLU(0.1),
+                conv3x3(channels, channels),
+                nn.LeakyReLU(0.1),
+            )
+            for _ in range(2)
+        )
+
+    def forward(self, l1: Tensor) -> list[Tensor]:
+        """The three levels, finest first."""
+        pyramid = [l1]
+        for level in self.levels:
+            pyramid.append(level(pyramid[-1]))
+        return pyramid
+
+
+class PCDAlign(nn.Module):
+    """Align(F_src, F_ref): EDVR's pyramid, cascading and deformable alignment.
+
+    Offsets are found at L3, upsampled and refined at L2 and L1; a last deformable conv
+    (the cascade) refines the L1 result against the reference once more.
+    """
+
+    def __init__(self, channels: int, deform_groups: int) -> None:
+        super().__init__()
+        c = channels
+        self.offset_in = nn.ModuleList(conv3x3(2 * c, c) for _ in range(3))
+        self.offset_merge = nn.ModuleList(conv3x3(2 * c, c) for _ in range(2))  # L1, L2
+        self.offset_out = nn.ModuleList(conv3x3(c, c) for _ in range(3))
+        self.dcn = nn.ModuleList(DCNv2Pack(c, c, deform_groups=deform_groups) for _ in range(3))
+        self.feat_merge = nn.ModuleList(conv3x3(2 * c, c) for _ in range(2))  # L1, L2
+        self.cascade_offset = nn.Sequential(
+            conv3x3(2 * c, c), nn.LeakyReLU(0.1), conv3x3(c, c), nn.LeakyReLU(0.1)
+        )
+        self.cascade_dcn = DCNv2Pack(c, c, deform_groups=deform_groups)
+
+    def forward(self, src: list[Tensor], ref: list[Tensor]) -> Tensor:
+        """Warp the pyramid ``src`` onto ``ref``; returns the aligned L1 feature."""
+        offset = feat = None
+        for lvl in (2, 1, 0):
+            o = lrelu(self.offset_in[lvl](torch.cat((src[lvl], ref[lvl]), 1)))
+            if offset is not None:
+                # x2: the coarser level's offsets are in its own, half-size, pixels (as EDVR).
+                o = lrelu(self.offset_merge[lvl](torch.cat((o, _upsample2(offset) * 2), 1)))
+            o = lrelu(self.offset_out[lvl](o))
+            f = self.dcn[lvl](src[lvl], o)
+            if feat is not None:
+                f = self.feat_merge[lvl](torch.cat((f, _upsample2(feat)), 1))
+            offset, feat = o, (lrelu(f) if lvl > 0 else f)
+        return lrelu(self.cascade_dcn(feat, self.cascade_offset(torch.cat((feat, ref[0]), 1))))
+
+
+class InterFrameTemporal(nn.Module):
+    """Eqs. 4-10: frames (B, 2N+5, 3, H, W), H and W multiples of 16 -> T (B, 2N+1, C, H/4, W/4)
+    for the centre frames."""
+
+    def __init__(
+        self, channels: int, deform_groups: int, deblur_blocks: int, prop_blocks: int
+    ) -> None:
+        super().__init__()
+        c = channels
+        self.predeblur = PreDeblur(c, deblur_blocks)
+        self.pyramid = FeaturePyramid(c)
+        self.align = PCDAlign(c, deform_groups)
+        # Per stream, BasicVSR's propagation: fuse the aligned state with the frame's feature.
+        self.propagate = nn.ModuleDict(
+            {
+                name: nn.Sequential(
+                    conv3x3(2 * c, c), nn.LeakyReLU(0.1), residual_blocks(c, prop_blocks)
+                )
+                for name in STREAM_SOURCES
+            }
+        )
+        self.embed_stream = conv3x3(c, c)  # θ of eq. 9, shared by the four streams
+        self.embed_ref = conv3x3(c, c)  # φ of eq. 9
+        self.fuse = nn.Conv2d(5 * c, c, 1)  # eq. 10 (1x1, as TSA's fusion)
+
+    def _stream(self, name: str, feats: list[list[Tensor]]) -> Tensor:
+        """One recurrent stream (eqs. 4-7) over the frames; its states at the centre frames,
+        (B*(2N+1), C, H/4, W/4)."""
+        step, m = STREAM_SOURCES[name], len(feats)
+        # Forward streams need frames up to the last centre one, backward ones down to the first.
+        order = range(m - 2) if step > 0 else range(m - 1, 1, -1)
+        states: dict[int, Tensor] = {}
+        for j in order:
+            f_j = feats[j]
+            if j - step in states:
+                aligned = self.align(self.pyramid(states[j - step]), f_j)
+            else:
+                aligned = torch.zeros_like(f_j[0])  # no source yet: BasicVSR's zero state
+            states[j] = self.propagate[name](torch.cat((aligned, f_j[0]), 1))
+        return torch.stack([states[j] for j in range(2, m - 2)], 1).flatten(0, 1)
+
+    def forward(self, frames: Tensor) -> Tensor:
+        """Temporal features T of the 2N+1 centre frames."""
+        b, m = frames.shape[:2]
+        levels = self.pyramid(self.predeblur(frames.flatten(0, 1)))
+        levels = [lvl.unflatten(0, (b, m)) for lvl in levels]
+        feats = [[lvl[:, j] for lvl in levels] for j in range(m)]  # pyramid of each F_j
+        streams = {name: self._stream(name, feats) for name in STREAM_SOURCES}
+        ref = [lvl[:, 2 : m - 2].flatten(0, 1) for lvl in levels]
+        AF = self.align(ref, ref)  # eq. 8
+        phi = self.embed_ref(AF)
+        weighted = {  # eq. 9
+            name: Y * torch.sigmoid((self.embed_stream(Y) * phi).sum(1, keepdim=True))
+            for name, Y in streams.items()
+        }
+        FS, FA, BA, BS = (weighted[name] for name in ("FS", "FA", "BA", "BS"))
+        T = lrelu(self.fuse(torch.cat((FS, FA, AF, BA, BS), 1)))  # eq. 10
+        return T.unflatten(0, (b, m - 4))
+
+
+class PyramidEncoder(nn.Module):
+    """Full-size input -> [F¹ (C, H/2, W/2), F² (C, H/4, W/4)]: H_frame and H_landmark."""
+
+    def __init__(self, in_channels: int, channels: int, n_blocks: int) -> None:
+        super().__init__()
+        self.down1 = conv3x3(in_channels, channels, stride=2)
+        self.body1 = residual_blocks(channels, n_blocks)
+        self.down2 = conv3x3(channels, channels, stride=2)
+        self.body2 = residual_blocks(channels, n_blocks)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """Features at the two levels, finer first."""
+        f1 = self.body1(lrelu(self.down1(x)))
+        return [f1, self.body2(lrelu(self.down2(f1)))]
+
+
+class AudioEncoder(nn.Module):
+    """H_audio: MFCC window (W_a, n_mfcc) -> [F¹_a, F²_a], maps of the two levels' sizes.
+
+    As DAVD-Net's A-subnet: a linear layer makes a small C x 4 x 4 map, upsampling residual
+    blocks grow it to 16 x 16, and it is resized to each level. Speech has no position of its
+    own, so the learned 16 x 16 layout (where on the aligned face it acts) is all there is to
+    place. Batch norm first standardises each coefficient: c0 (log energy) dwarfs the rest.
+    """
+
+    MAP_SIZE = 4
+
+    def __init__(self, window: int, n_mfcc: int, channels: int, n_blocks: int) -> None:
+        super().__init__()
+        self.window, self.n_mfcc, self.channels = window, n_mfcc, channels
+        self.norm = nn.BatchNorm1d(n_mfcc)
+        self.linear = nn.Linear(window * n_mfcc, channels * self.MAP_SIZE**2)
+        self.up = nn.Sequential(
+            UpsampleBlock(channels, n_blocks), UpsampleBlock(channels, n_blocks)
+        )
+
+    def forward(self, mfcc: Tensor, size: tuple[int, int]) -> list[Tensor]:
+        """Audio features for frames of ``size`` (H, W): at (H/2, W/2) and (H/4, W/4)."""
+        x = lrelu(self.linear(self.norm(mfcc.transpose(1, 2)).flatten(1)))
+        x = self.up(x.view(-1, self.channels, self.MAP_SIZE, self.MAP_SIZE))
+        h, w = size
+        return [
+            F.interpolate(x, (h // s, w // s), mode="bilinear", align_corners=False) for s in (2, 4)
+        ]
+
+
+class GuidedBranch(nn.Module):
+    """A guiding modality x (landmarks or audio): its encoder (eq. 12 or 13) and, per level,
+    the gate F̂_x = F_x ⊙ σ(Conv([F_x, F_f])) (eq. 14 or 15) and its bias-free slice of eq. 16's
+    Conv."""
+
+    def __init__(self, encoder: nn.Module, channels: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.gate = nn.ModuleList(conv3x3(2 * channels, channels) for _ in range(2))
+        self.fuse = nn.ModuleList(conv3x3(channels, channels, bias=False) for _ in range(2))
+
+    def forward(self, F_f: list[Tensor], *inputs: object) -> list[Tensor]:
+        """This branch's term of I at each level, given the frame features F_f."""
+        F_x = self.encoder(*inputs)
+        return [
+            fuse(x * torch.sigmoid(gate(torch.cat((x, f), 1))))
+            for x, f, gate, fuse in zip(F_x, F_f, self.gate, self.fuse, strict=True)
+        ]
+
+
+class IntraFrameIdentity(nn.Module):
+    """Eqs. 11-16: a frame, its landmarks and audio -> identity features [I¹ (1/2), I² (1/4)]."""
+
+    def __init__(
+        self,
+        channels: int,
+        n_blocks: int,
+        use_landmarks: bool,
+        use_audio: bool,
+        audio_window: int,
+        n_mfcc: int,
+        heatmap_sigma: float,
+    ) -> None:
+        super().__init__()
+        self.heatmap_sigma = heatmap_sigma
+        self.frame = PyramidEncoder(3, channels, n_blocks)  # H_frame, eq. 11
+        self.fuse_frame = nn.ModuleList(conv3x3(channels, channels) for _ in range(2))
+        self.landmark = (
+            GuidedBranch(PyramidEncoder(N_LANDMARKS, channels, n_blocks), channels)
+            if use_landmarks
+            else None
+        )
+        self.audio = (
+            GuidedBranch(AudioEncoder(audio_window, n_mfcc, channels, n_blocks), channels)
+            if use_audio
+            else None
+        )
+
+    def forward(
+        self, frame: Tensor, landmarks: Tensor | None, audio: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """frame (B, 3, H, W), landmarks (B, 68, 2) in pixels, audio (B, W_a, n_mfcc)."""
+        F_f = self.frame(frame)
+        terms = [[fuse(f) for fuse, f in zip(self.fuse_frame, F_f, strict=True)]]  # eq. 16
+        if self.landmark is not None and landmarks is not None:
+            heatmaps = landmark_heatmaps(landmarks, *frame.shape[-2:], sigma=self.heatmap_sigma)
+            terms.append(self.landmark(F_f, heatmaps))  # eqs. 12, 14, 16
+        if self.audio is not None and audio is not None:
+            terms.append(self.audio(F_f, audio, frame.shape[-2:]))  # eqs. 13, 15, 16
+        I1, I2 = (sum(level) for level in zip(*terms, strict=True))
+        return I1, I2
+
+
+class Modulation(nn.Module):
+    """X·Conv(I) + Conv(I): identity features I scale and shift the features X."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.scale = conv3x3(channels, channels)
+        self.shift = conv3x3(channels, channels)
+
+    def forward(self, x: Tensor, identity: Tensor) -> Tensor:
+        """Modulate ``x`` by the identity features."""
+        return x * self.scale(identity) + self.shift(identity)
+
+
+class Reconstruction(nn.Module):
+    """Eqs. 17-18, 3: T (1/4) -> restored frame, modulated by I² and I¹ when ``modulated``.
+
+    Without identity features (the temporal-only model) the two Φ_up apply to T directly.
+    """
+
+    def __init__(self, channels: int, up_blocks: tuple[int, int], modulated: bool) -> None:
+        super().__init__()
+        self.modulate2 = Modulation(channels) if modulated else None
+        self.modulate1 = Modulation(channels) if modulated else None
+        self.up2 = UpsampleBlock(channels, up_blocks[0])  # Φ_up of eq. 17: 1/4 -> 1/2
+        self.up1 = UpsampleBlock(channels, up_blocks[1])  # Φ_up of eq. 18: 1/2 -> 1
+        self.conv_hr = conv3x3(channels, channels)
+        self.conv_last = conv3x3(channels, 3)
+
+    def forward(
+        self, T: Tensor, frame: Tensor, I1: Tensor | None = None, I2: Tensor | None = None
+    ) -> Tensor:
+        """The restored frame from T, the input frame and the identity features I¹, I²."""
+        I_hat2 = self.up2(T if I2 is None else self.modulate2(T, I2))  # eq. 17
+        I_hat1 = self.up1(I_hat2 if I1 is None else self.modulate1(I_hat2, I1))  # eq. 18
+        return frame + self.conv_last(lrelu(self.conv_hr(I_hat1)))  # eq. 3: residual
+
+
+class GAVN(nn.Module):
+    """GAVN: frames (B, 2N+5, 3, H, W) in [0, 1], per centre frame its MFCC window and 68
+    landmarks -> the 2N+1 restored centre frames (B, 2N+1, 3, H, W).
+
+    ``use_identity=False`` is the temporal-only (stage-1) model; ``use_audio`` and
+    ``use_landmarks`` build the identity module with or without those branches. Frames of any
+    size from 16 x 16 up are reflect-padded (right, bottom) to a multiple of 16 and the output
+    cropped back.
+    """
+
+    def __init__(
+        self,
+        channels: int = 64,
+        n: int = 1,
+        deform_groups: int = 8,
+        deblur_blocks: int = 5,
+        prop_blocks: int = 2,
+        identity_blocks: int = 2,
+        up_blocks: tuple[int, int] = (10, 2),
+        audio_window: int = 21,
+        n_mfcc: int = 13,
+        heatmap_sigma: float = 2.0,
+        use_identity: bool = True,
+        use_audio: bool = True,
+        use_landmarks: bool = True,
+    ) -> None:
+        super().__init__()
+        self.n = n
+        self.frames_in, self.frames_out = 2 * n + 5, 2 * n + 1
+        self.audio_window, self.n_mfcc = audio_window, n_mfcc
+        self.use_audio = use_identity and use_audio
+        self.use_landmarks = use_identity and use_landmarks
+        self.temporal = InterFrameTemporal(channels, deform_groups, deblur_blocks, prop_blocks)
+        self.identity = (
+            IntraFrameIdentity(
+                channels,
+                identity_blocks,
+                self.use_landmarks,
+                self.use_audio,
+                audio_window,
+                n_mfcc,
+                heatmap_sigma,
+            )
+            if use_identity
+            else None
+        )
+        self.reconstruction = Reconstruction(channels, tuple(up_blocks), modulated=use_identity)
+
+    def forward(
+        self, frames: Tensor, audio: Tensor | None = None, landmarks: Tensor | None = None
+    ) -> Tensor:
+        """Restore the centre frames; audio (B, 2N+1, W_a, n_mfcc), landmarks (B, 2N+1, 68, 2)."""
+        self._check(frames, audio, landmarks)
+        b, m, _, h, w = frames.shape
+        k = self.frames_out
+        # Reflect-pad right and bottom to a multiple of 16 (landmark coordinates stay valid).
+        ph, pw = -h % SIZE_MULTIPLE, -w % SIZE_MULTIPLE
+        x = F.pad(frames.flatten(0, 1), (0, pw, 0, ph), mode="reflect").unflatten(0, (b, m))
+        T = self.temporal(x).flatten(0, 1)
+        centre = x[:, 2 : m - 2].flatten(0, 1)
+        I1 = I2 = None
+        if self.identity is not None:
+            I1, I2 = self.identity(
+                centre,
+                None if landmarks is None else landmarks.flatten(0, 1),
+                None if audio is None else audio.flatten(0, 1),
+            )
+        out = self.reconstruction(T, centre, I1, I2).unflatten(0, (b, k))
+        return out[..., :h, :w]
+
+    def _check(self, frames: Tensor, audio: Tensor | None, landmarks: Tensor | None) -> None:
+        """Raise unless the inputs have the shapes of the contract."""
+        if frames.ndim != 5 or frames.shape[1:3] != (self.frames_in, 3):
+            raise ValueError(
+                f"frames must be (B, {self.frames_in}, 3, H, W); got {tuple(frames.shape)}"
+            )
+        b, _, _, h, w = frames.shape
+        if min(h, w) < SIZE_MULTIPLE:
+            raise InputError(f"GAVN needs frames of at least 16x16 pixels; got {w}x{h}")
+        expected = {
+            "audio": (audio, (b, self.frames_out, self.audio_window, self.n_mfcc)),
+            "landmarks": (landmarks, (b, self.frames_out, N_LANDMARKS, 2)),
+        }
+        for name, (t, shape) in expected.items():
+            if t is not None and tuple(t.shape) != shape:
+                raise ValueError(f"{name} must be {shape}; got {tuple(t.shape)}")
+
+    def dummy_inputs(self, height: int, width: int) -> dict[str, Tensor]:
+        """Random forward arguments for one window of ``height`` x ``width`` frames (batch 1)."""
+        inputs = {"frames": torch.rand(1, self.frames_in, 3, height, width)}
+        if self.use_audio:
+            inputs["audio"] = torch.randn(1, self.frames_out, self.audio_window, self.n_mfcc)
+        if self.use_landmarks:
+            scale = torch.tensor([width - 1.0, height - 1.0])
+            inputs["landmarks"] = torch.rand(1, self.frames_out, N_LANDMARKS, 2) * scale
+        return inputs
