@@ -1,6 +1,13 @@
 """The one registry of models: a name (used by ``type:`` in configs) → class and its settings.
 
 Every model is imported explicitly here; nothing scans folders at import time.
+
+Protocol of a frame-restoration model (``avrestore models`` and the benchmarks rely on it; for
+a model without it, such as a landmark predictor, they report only the parameter count):
+- ``frames_in`` / ``frames_out`` (int attributes): LQ frames one forward call takes, and
+  restored frames it returns;
+- ``dummy_inputs(height, width) -> dict[str, Tensor]``: keyword arguments of one forward call
+  (batch 1) on frames of that size, with every optional input the model uses present.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from typing import Any
 from torch import nn
 
 from avrestore.errors import InputError
+from avrestore.models.gavn import GAVN
+from avrestore.models.landmark_net import LandmarkNet
 
 
 @dataclass(frozen=True)
@@ -22,7 +31,24 @@ class ModelSpec:
     summary: str = ""
 
 
-REGISTRY: dict[str, ModelSpec] = {}
+REGISTRY: dict[str, ModelSpec] = {
+    "gavn": ModelSpec(GAVN, {}, "GAVN at paper scale: 64 channels, PCD with 8 deform groups"),
+    "gavn-small": ModelSpec(
+        GAVN,
+        {
+            "channels": 32,
+            "deform_groups": 2,
+            "deblur_blocks": 2,
+            "prop_blocks": 1,
+            "identity_blocks": 1,
+            "up_blocks": (3, 1),
+        },
+        "GAVN for CPU training: 32 channels, 2 deform groups, fewer residual blocks",
+    ),
+    "landmark-net": ModelSpec(
+        LandmarkNet, {}, "Audio-assisted PFLD: 68 landmarks from a degraded 112x112 face crop"
+    ),
+}
 
 
 def build(name: str, **overrides: Any) -> nn.Module:
