@@ -47,6 +47,30 @@ def niqe_params_path() -> Path:
     return _require(SHARED_DATA / "misc" / "niqe_pris_params.npz")
 
 
+PREPARED_SIZE = 96
+
+
+@pytest.fixture(scope="session")
+def prepared_root(
+    grid_clip: Path, silent_clip: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A prepared folder at 96²: the GRID clip (14 frames, speech; splits train and val) and
+    the silent clip (12 frames; train only)."""
+    from avrestore.data.layouts import ClipSource
+    from avrestore.data.prepare import ClipPreparer, PrepareOptions
+
+    root = tmp_path_factory.mktemp("prepared")
+    for path, frames in ((grid_clip, 14), (silent_clip, 12)):
+        preparer = ClipPreparer(PrepareOptions(size=PREPARED_SIZE, max_frames=frames))
+        out = root / "clips" / path.stem
+        out.mkdir(parents=True)
+        preparer.prepare(ClipSource(path.stem, path, path.stem, path.stem), out)
+    (root / "splits").mkdir()
+    (root / "splits" / "train.txt").write_text(f"{grid_clip.stem}\n{silent_clip.stem}\n")
+    (root / "splits" / "val.txt").write_text(f"{grid_clip.stem}\n")
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated 2 s, 25 fps, 64x48 video of a moving gradient with a 440 Hz stereo tone."""

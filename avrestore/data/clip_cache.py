@@ -1,0 +1,55 @@
+"""Files derived from prepared clips, made on first use under a cache folder.
+
+- ``<cache>/hq/<clip>.npy``: the decoded frames of ``face.mp4``;
+- ``<cache>/crf<Q>/<clip>.mp4``: the whole clip compressed once at CRF ``Q`` (the ``car``
+  task's LQ source), and ``<cache>/crf<Q>/<clip>.npy`` its decoded frames.
+
+Training reads a few frames at a time from every clip in random order. Decoding H.264 for
+each sample would dominate the step, and holding all decoded clips in each DataLoader worker
+multiplies the memory by the worker count (2.2 GB of 224² crops for the shared clips). A
+``.npy`` file read memory-mapped is decoded once, ever, and shared by all workers through the
+page cache. Every file is written atomically, so workers that make the same one at once
+both leave a whole file; a cache older than its source is rebuilt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from avrestore.degrade import Degradation, degrade_video
+from avrestore.media.files import atomic_path
+from avrestore.media.video import read_frames
+
+
+def _is_fresh(path: Path, source: Path) -> bool:
+    return path.is_file() and path.stat().st_mtime >= source.stat().st_mtime
+
+
+def cached_frames(video: Path, cache: Path) -> np.ndarray:
+    """The frames (T, H, W, 3) uint8 of ``video``, memory-mapped from ``cache`` (made on
+    first use)."""
+    if not _is_fresh(cache, video):
+        frames, _ = read_frames(video)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cache) as tmp, open(tmp, "wb") as f:
+            np.save(f, frames)
+    return np.load(cache, mmap_mode="r")
+
+
+def compressed_copy(face: Path, copy: Path, crf: int) -> Path:
+    """``copy``: the whole clip ``face`` encoded with libx264 at ``crf`` (made on first use)."""
+    if not _is_fresh(copy, face):
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        degrade_video(face, copy, Degradation(crf=crf), progress=False)
+    return copy
+
+
+def clip_frames(clip_dir: Path, cache: Path, crf: int | None = None) -> np.ndarray:
+    """The HQ frames of a prepared clip folder, or with ``crf`` those of its compressed copy."""
+    face, name = clip_dir / "face.mp4", clip_dir.name
+    if crf is None:
+        return cached_frames(face, cache / "hq" / f"{name}.npy")
+    folder = cache / f"crf{crf}"
+    return cached_frames(compressed_copy(face, folder / f"{name}.mp4", crf), folder / f"{name}.npy")

@@ -1,0 +1,235 @@
+"""Windows of prepared face clips, degraded for one restoration task, as a torch Dataset.
+
+An item restores the ``2N+1`` HQ frames at the centre of ``2N+5`` consecutive LQ frames (GAVN's
+inter-frame temporal module consumes two more on each side; N=1 takes 7 frames in, 3 out):
+
+- ``lq`` (2N+5, 3, h, w) float32 in [0, 1], same size as ``hq`` (``sr`` is upscaled back);
+- ``hq`` (2N+1, 3, h, w) float32 in [0, 1];
+- ``audio`` (2N+1, 21, 13) float32 MFCC windows of the HQ frames (zeros without audio);
+- ``has_audio`` bool; ``landmarks`` (2N+1, 68, 2) float32 teacher landmarks in patch pixels;
+- ``clip`` str and ``start`` int, the clip frame of ``lq[0]`` (``hq[0]`` is ``start + 2``);
+- ``lq_small`` (2N+5, 3, h/s, w/s), only with ``keep_small`` (the LQ before upscaling back;
+  batches then need one downscale factor, e.g. ``levels=DegradationRanges(downscale=(4, 4))``).
+
+Training items take a random crop, a coin-flip mirror and levels drawn from a numpy
+Generator seeded by ``seed``, the index and an item seed: given as ``dataset[(index, seed)]``
+(the trainer's resumable sampler does this), or else one draw from torch's generator, which
+DataLoader seeds differently in each worker and epoch. Validation items are fixed: centre crop (or
+the full frame), no flip, levels seeded by ``seed`` and the index only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from avrestore.audio import audio_windows
+from avrestore.data.augment import (
+    crop_frames,
+    crop_landmarks,
+    crop_origin,
+    flip_frames,
+    flip_landmarks,
+)
+from avrestore.data.clip_cache import clip_frames
+from avrestore.data.tasks import COMPRESSION_WARMUP, Task, get_task
+from avrestore.degrade import DegradationRanges, upscale
+from avrestore.errors import InputError
+from avrestore.media.audio import read_audio
+
+MARGIN = 2  # LQ frames on each side of the restored ones
+AUDIO_RATE = 16000
+AUDIO_WIDTH, N_MFCC = 21, 13
+
+
+@dataclass(frozen=True)
+class PreparedClip:
+    """What a prepared clip's ``meta.json`` says that windows need."""
+
+    clip_id: str
+    folder: Path
+    frames: int
+    fps: float
+    size: tuple[int, int]
+    has_audio: bool
+
+
+def read_clip(folder: Path) -> PreparedClip:
+    """The meta of the prepared clip in ``folder``; InputError if it is not one."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        size = meta["size"]
+        return PreparedClip(
+            folder.name,
+            folder,
+            int(meta["frames"]),
+            float(meta["fps"]),
+            (size, size) if isinstance(size, int) else (size[1], size[0]),
+            bool(meta["has_audio"]),
+        )
+    except (OSError, ValueError, KeyError) as e:
+        raise InputError(f"{folder} is not a prepared clip ({e.__class__.__name__}: {e})") from None
+
+
+def split_clip_ids(root: Path, split: str) -> list[str]:
+    """The clip ids listed in ``root/splits/<split>.txt``."""
+    path = root / "splits" / f"{split}.txt"
+    if not path.is_file():
+        raise InputError(f"no split file {path}; run `avrestore prepare` first")
+    return path.read_text().split()
+
+
+class FaceWindowDataset(Dataset):
+    """Windows of the prepared clips of ``root``'s ``split``, degraded for ``task``.
+
+    ``task``: ``car``, ``deblur``, ``sr`` or ``mixed`` (see ``avrestore.data.tasks``);
+    ``levels`` replaces the task's degradation ranges. ``patch``: side of the square crop,
+    None for full frames. ``train`` (default: ``split == "train"``) turns on random crops,
+    flips and levels. ``stride`` between window starts defaults to 1 for training and to
+    2N+1 otherwise, so validation windows restore every frame once. ``cache`` (default
+    ``root/cache``) holds decoded frames and compressed copies (``clip_cache``).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        task: str = "car",
+        n: int = 1,
+        patch: int | None = 128,
+        train: bool | None = None,
+        stride: int | None = None,
+        seed: int = 0,
+        levels: DegradationRanges | None = None,
+        keep_small: bool = False,
+        cache: str | os.PathLike | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.task: Task = get_task(task)
+        if levels is not None:
+            self.task = Task((levels,), self.task.source_crf)
+        if n < 0 or (stride is not None and stride < 1):
+            raise InputError(f"need N >= 0 and a stride >= 1, got N={n} and stride={stride}")
+        self.n, self.patch, self.seed, self.keep_small = n, patch, seed, keep_small
+        self.train = split == "train" if train is None else train
+        self.length = 2 * n + 1 + 2 * MARGIN
+        stride = stride if stride is not None else 1 if self.train else 2 * n + 1
+        self.cache = Path(cache) if cache is not None else self.root / "cache"
+        self.clips = [read_clip(self.root / "clips" / c) for c in split_clip_ids(self.root, split)]
+        if patch is not None:  # a patch too large fails here rather than in a worker
+            for clip in self.clips:
+                crop_origin(clip.size, patch, None)
+        self.windows = [
+            (i, start)
+            for i, clip in enumerate(self.clips)
+            for start in range(0, clip.frames - self.length + 1, stride)
+        ]
+        if not self.windows:
+            raise InputError(
+                f"split {split!r} of {self.root} has no clip of {self.length} frames or more"
+            )
+        self._arrays: dict[tuple[str, int | None], np.ndarray] = {}
+        self._audio: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getstate__(self) -> dict:
+        # Worker processes open their own memory maps; pickling one would copy its frames.
+        return {**self.__dict__, "_arrays": {}, "_audio": {}}
+
+    def build_caches(self) -> None:
+        """Make every clip's caches now rather than on first use: decoded (and for ``car``
+        compressed) frames on disk, audio windows in memory (forked workers inherit them)."""
+        for clip in self.clips:
+            self._frames(clip, None)
+            if self.task.source_crf is not None:
+                self._frames(clip, self.task.source_crf)
+            if clip.has_audio:
+                self._audio_windows(clip)
+
+    def _frames(self, clip: PreparedClip, crf: int | None) -> np.ndarray:
+        key = (clip.clip_id, crf)
+        if key not in self._arrays:
+            frames = clip_frames(clip.folder, self.cache, crf)
+            if len(frames) != clip.frames:
+                raise InputError(
+                    f"{clip.folder}: its video decodes to {len(frames)} frames, "
+                    f"meta.json says {clip.frames}"
+                )
+            self._arrays[key] = frames
+        return self._arrays[key]
+
+    def _audio_windows(self, clip: PreparedClip) -> np.ndarray:
+        if clip.clip_id not in self._audio:
+            audio = read_audio(clip.folder / "audio.wav", rate=AUDIO_RATE)
+            assert audio is not None  # a wav always has its one stream
+            self._audio[clip.clip_id] = audio_windows(
+                audio.mono, AUDIO_RATE, clip.frames, clip.fps, AUDIO_WIDTH, N_MFCC
+            )
+        return self._audio[clip.clip_id]
+
+    def _rng(self, index: int, item_seed: int | None) -> np.random.Generator:
+        if not self.train:
+            return np.random.default_rng([self.seed, index])
+        if item_seed is None:
+            item_seed = int(torch.randint(2**62, ()))
+        return np.random.default_rng([self.seed, index, item_seed])
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        """The window ``key``, or ``(index, item_seed)`` to fix a training item's randomness."""
+        index, item_seed = key if isinstance(key, tuple) else (key, None)
+        clip_index, start = self.windows[index]
+        clip = self.clips[clip_index]
+        rng = self._rng(index, item_seed)
+        degradation = self.task.sample(rng)
+        end, centre = start + self.length, slice(start + MARGIN, start + self.length - MARGIN)
+        # Compressing on the fly: encode warm-up frames first so the window is mid-stream.
+        first = max(0, start - COMPRESSION_WARMUP) if degradation.crf is not None else start
+        lq = self._frames(clip, self.task.source_crf)[first:end]
+        hq = self._frames(clip, None)[centre]
+        landmarks = np.load(clip.folder / "landmarks.npy", mmap_mode="r")[centre]
+
+        if self.patch is not None:
+            origin = crop_origin(clip.size, self.patch, rng if self.train else None)
+            lq, hq = crop_frames(lq, origin, self.patch), crop_frames(hq, origin, self.patch)
+            landmarks = crop_landmarks(landmarks, origin)
+        if self.train and rng.random() < 0.5:
+            lq, hq = flip_frames(lq), flip_frames(hq)
+            landmarks = flip_landmarks(landmarks, hq.shape[2])
+
+        # keep_small: upscaling here rather than in the chain keeps the small frames for free.
+        small = degradation(np.ascontiguousarray(lq), clip.fps, keep_small=True)
+        small = small[-self.length :]  # drop the warm-up frames
+        lq = upscale(small, hq.shape[1:3]) if degradation.downscale is not None else small
+        item = {
+            "lq": _to_tensor(lq),
+            "hq": _to_tensor(hq),
+            "audio": self._item_audio(clip, centre),
+            "has_audio": clip.has_audio,
+            "landmarks": torch.from_numpy(np.array(landmarks, np.float32)),
+            "clip": clip.clip_id,
+            "start": start,
+        }
+        if self.keep_small:
+            item["lq_small"] = _to_tensor(small)
+        return item
+
+    def _item_audio(self, clip: PreparedClip, centre: slice) -> torch.Tensor:
+        if not clip.has_audio:
+            return torch.zeros(centre.stop - centre.start, AUDIO_WIDTH, N_MFCC)
+        return torch.from_numpy(np.array(self._audio_windows(clip)[centre], np.float32))
+
+
+def _to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(T, H, W, 3) uint8 → (T, 3, H, W) float32 in [0, 1]."""
+    # In numpy: small torch ops in a busy DataLoader worker can stall in its thread pool.
+    out = np.empty((len(frames), 3, *frames.shape[1:3]), np.float32)
+    np.multiply(frames.transpose(0, 3, 1, 2), np.float32(1 / 255), out=out)
+    return torch.from_numpy(out)

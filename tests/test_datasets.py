@@ -1,0 +1,184 @@
+"""Training windows of prepared clips: shapes, alignment with the prepared files, augmentation,
+determinism, degradation, silent clips. One real GRID clip and the real silent clip, prepared
+at 96² for a few frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from avrestore.data.augment import crop_landmarks, crop_origin, flip_frames, flip_landmarks
+from avrestore.data.datasets import FaceWindowDataset
+from avrestore.degrade import DegradationRanges
+from avrestore.errors import InputError
+from avrestore.faces.landmarks import FLIP_PERMUTATION
+from avrestore.media.video import read_frames
+
+SIZE, PATCH = 96, 64  # SIZE: the side prepared_root is prepared at
+TASKS = ("car", "deblur", "sr", "mixed")
+
+
+@pytest.fixture(scope="module")
+def root(prepared_root: Path) -> Path:
+    """The shared prepared folder (see conftest): GRID (14 frames) and the silent clip (12)."""
+    return prepared_root
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(10 * torch.log10(1 / ((a - b) ** 2).mean()))
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_items_have_the_documented_shapes_and_range(root: Path, task: str) -> None:
+    ds = FaceWindowDataset(root, "train", task, patch=PATCH)
+    assert len(ds) == (14 - 7 + 1) + (12 - 7 + 1)  # every start of a 7-frame window
+    item = ds[3]
+    assert item["lq"].shape == (7, 3, PATCH, PATCH) and item["lq"].dtype == torch.float32
+    assert item["hq"].shape == (3, 3, PATCH, PATCH) and item["hq"].dtype == torch.float32
+    assert item["audio"].shape == (3, 21, 13) and item["audio"].dtype == torch.float32
+    assert item["landmarks"].shape == (3, 68, 2) and item["landmarks"].dtype == torch.float32
+    assert item["lq"].min() >= 0 and item["lq"].max() <= 1
+    assert (item["clip"], item["start"], item["has_audio"]) == ("grid_bbaf2n", 3, True)
+    assert item["audio"].abs().sum() > 0
+
+
+def test_a_dataloader_with_workers_collates_batches(root: Path) -> None:
+    loader = DataLoader(FaceWindowDataset(root, "train", "sr", patch=PATCH), 4, num_workers=1)
+    batch = next(iter(loader))
+    assert batch["lq"].shape == (4, 7, 3, PATCH, PATCH)
+    assert batch["landmarks"].shape == (4, 3, 68, 2)
+    assert batch["clip"] == ["grid_bbaf2n"] * 4 and batch["start"].tolist() == [0, 1, 2, 3]
+
+
+def test_hq_and_landmarks_are_the_prepared_centre_frames(root: Path) -> None:
+    ds = FaceWindowDataset(root, "val", "deblur", patch=None)
+    assert [w[1] for w in ds.windows] == [0, 3, 6]  # stride 2N+1: every centre frame once
+    clip = root / "clips" / "grid_bbaf2n"
+    frames, _ = read_frames(clip / "face.mp4")
+    landmarks = np.load(clip / "landmarks.npy")
+    item = ds[1]
+    want = torch.from_numpy(frames[5:8]).permute(0, 3, 1, 2) / 255
+    assert item["hq"].shape == (3, 3, SIZE, SIZE)
+    torch.testing.assert_close(item["hq"], want, atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(item["landmarks"].numpy(), landmarks[5:8])
+
+
+def test_flip_mirrors_landmarks_and_swaps_left_and_right() -> None:
+    landmarks = np.zeros((1, 68, 2), np.float32)
+    landmarks[0, 36] = (10, 20)  # outer corner of the eye on the image's left
+    landmarks[0, 45] = (50, 21)  # outer corner of the eye on the image's right
+    flipped = flip_landmarks(landmarks, width=64)
+    np.testing.assert_array_equal(flipped[0, 45], (63 - 10, 20))
+    np.testing.assert_array_equal(flipped[0, 36], (63 - 50, 21))
+    # A pixel under a landmark is still under it after flipping frames and landmarks.
+    frames = np.zeros((1, 32, 64, 3), np.uint8)
+    frames[0, 20, 10] = 255
+    x, y = flipped[0, 45].astype(int)
+    assert flip_frames(frames)[0, y, x, 0] == 255
+
+
+def test_crop_shifts_landmarks_by_its_origin() -> None:
+    assert crop_origin((96, 120), 64, None) == (16, 28)
+    origin = crop_origin((96, 120), 64, np.random.default_rng(0))
+    assert 0 <= origin[0] <= 32 and 0 <= origin[1] <= 56
+    shifted = crop_landmarks(np.array([[[40.0, 30.0]]], np.float32), (16, 28))
+    np.testing.assert_array_equal(shifted, [[[12.0, 14.0]]])
+    with pytest.raises(InputError, match="patch size"):
+        crop_origin((96, 120), 128, None)
+
+
+def test_train_items_are_crops_or_mirrored_crops_of_the_prepared_frames(root: Path) -> None:
+    """Recover each item's crop origin from its landmarks; the pixels must agree with it."""
+    clip = root / "clips" / "grid_bbaf2n"
+    frames, _ = read_frames(clip / "face.mp4")
+    landmarks = np.load(clip / "landmarks.npy")
+    ds = FaceWindowDataset(root, "train", "deblur", patch=PATCH, seed=5)
+    torch.manual_seed(0)
+    flips = []
+    for index in range(8):
+        item = ds[index]
+        hq = item["hq"].permute(0, 2, 3, 1).numpy()
+        lm, orig = item["landmarks"].numpy(), landmarks[index + 2 : index + 5]
+        x0, y0 = np.rint(orig[0, 30] - lm[0, 30]).astype(int)  # the nose tip, not mirrored
+        plain = frames[index + 2 : index + 5, y0 : y0 + PATCH, x0 : x0 + PATCH] / 255
+        if np.allclose(hq, plain, atol=1e-6):
+            np.testing.assert_allclose(lm, orig - (x0, y0), atol=1e-4)
+            flips.append(False)
+            continue
+        x0 = int(np.rint(orig[0, 30, 0] - (PATCH - 1 - lm[0, 30, 0])))
+        mirrored = frames[index + 2 : index + 5, y0 : y0 + PATCH, x0 : x0 + PATCH][:, :, ::-1]
+        np.testing.assert_allclose(hq, mirrored / 255, atol=1e-6)
+        want = (orig - (x0, y0))[:, FLIP_PERMUTATION]
+        want[..., 0] = PATCH - 1 - want[..., 0]
+        np.testing.assert_allclose(lm, want, atol=1e-4)
+        flips.append(True)
+    assert any(flips) and not all(flips)
+
+
+def test_validation_items_are_the_same_on_every_call(root: Path) -> None:
+    a = FaceWindowDataset(root, "val", "mixed", patch=PATCH, seed=3)
+    b = FaceWindowDataset(root, "val", "mixed", patch=PATCH, seed=3)
+    torch.manual_seed(0)
+    first = a[1]
+    torch.manual_seed(1)
+    for again in (a[1], b[1]):
+        for key in ("lq", "hq", "landmarks", "audio"):
+            assert torch.equal(first[key], again[key])
+
+
+def test_train_items_depend_on_the_seed_and_repeat_under_torch_manual_seed(root: Path) -> None:
+    def item(seed: int) -> dict:
+        torch.manual_seed(0)
+        return FaceWindowDataset(root, "train", "sr", patch=PATCH, seed=seed)[2]
+
+    assert torch.equal(item(0)["lq"], item(0)["lq"])
+    assert not torch.equal(item(0)["lq"], item(1)["lq"])
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_degradation_lowers_psnr(root: Path, task: str) -> None:
+    item = FaceWindowDataset(root, "val", task, patch=PATCH)[1]
+    centre = item["lq"][2:5]
+    assert _psnr(centre, item["hq"]) < 34  # prepared crops are near-lossless (about 52 dB)
+    assert _psnr(centre, item["hq"]) > 15  # still the same picture
+
+
+def test_car_reads_a_whole_clip_copy_compressed_at_crf_45(root: Path, tmp_path: Path) -> None:
+    item = FaceWindowDataset(root, "val", "car", patch=None, cache=tmp_path)[1]
+    copy = tmp_path / "crf45" / "grid_bbaf2n.mp4"
+    frames, _ = read_frames(copy)
+    want = torch.from_numpy(frames[3:10]).permute(0, 3, 1, 2) / 255
+    torch.testing.assert_close(item["lq"], want, atol=1e-6, rtol=0)
+
+
+def test_sr_can_keep_the_small_lq(root: Path) -> None:
+    ds = FaceWindowDataset(
+        root, "val", "sr", patch=PATCH, levels=DegradationRanges(downscale=(4, 4)), keep_small=True
+    )
+    item = ds[0]
+    assert item["lq_small"].shape == (7, 3, PATCH // 4, PATCH // 4)
+    assert item["lq"].shape == (7, 3, PATCH, PATCH)
+
+
+def test_a_clip_without_audio_gives_zeros(root: Path, silent_clip: Path) -> None:
+    ds = FaceWindowDataset(root, "train", "deblur", patch=PATCH)
+    item = ds[len(ds) - 1]
+    assert item["clip"] == silent_clip.stem and item["has_audio"] is False
+    assert item["audio"].shape == (3, 21, 13) and not item["audio"].any()
+
+
+def test_bad_settings_are_input_errors(root: Path) -> None:
+    with pytest.raises(InputError, match="unknown task 'denoise'"):
+        FaceWindowDataset(root, "train", "denoise")
+    with pytest.raises(InputError, match="no split file"):
+        FaceWindowDataset(root, "test", "car")
+    with pytest.raises(InputError, match="no clip of 15 frames"):
+        FaceWindowDataset(root, "val", "car", n=5, patch=None)
+    with pytest.raises(InputError, match="patch size"):
+        FaceWindowDataset(root, "train", "car", patch=200)
+    with pytest.raises(InputError, match="stride >= 1"):
+        FaceWindowDataset(root, "val", "car", patch=None, stride=0)
