@@ -1,0 +1,1 @@
+"""Training: experiment configs, the staged training loop, checkpoints, multi-process set-up."""

@@ -1,0 +1,251 @@
+"""The training loop: staged schedule, Charbonnier loss, Adam, atomic checkpoints, resume.
+
+One process or many (torchrun → DistributedDataParallel). Rank 0 writes checkpoints,
+TensorBoard scalars and images, and shows a progress bar with rate and ETA.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
+
+from avrestore.errors import InputError
+from avrestore.models.registry import build
+from avrestore.models.weights import load_weights, save_model
+from avrestore.train.checkpoint import (
+    latest_checkpoint,
+    load_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from avrestore.train.data import build_dataset
+from avrestore.train.distributed import Dist, close_distributed, init_distributed
+from avrestore.train.objectives import OBJECTIVES, mean_scores
+from avrestore.train.plan import Stage, locate, parse_stages, stage_start, total_steps
+from avrestore.train.sampler import EpochSampler
+
+
+@dataclass
+class Run:
+    """Everything a training run holds between stages."""
+
+    cfg: dict
+    dir: Path
+    dist: Dist
+    stages: list[Stage]
+    steps_per_epoch: int
+    train_set: Dataset
+    val_set: Dataset | None
+
+
+def _spec(run: Run, stage: Stage) -> dict[str, Any]:
+    """The registered name and arguments of the stage's model: config ``model`` + stage's."""
+    return {**run.cfg["model"], **stage.model}
+
+
+def _model_for(run: Run, stage: Stage) -> nn.Module:
+    spec = dict(_spec(run, stage))
+    return build(spec.pop("type"), **spec)
+
+
+def _carry_weights(dst: nn.Module, src: nn.Module) -> None:
+    """Copy every tensor whose name and shape the two models share (stage → next stage)."""
+    theirs = src.state_dict()
+    own = dst.state_dict()
+    dst.load_state_dict(
+        {k: theirs[k] for k in own if k in theirs and theirs[k].shape == own[k].shape},
+        strict=False,
+    )
+
+
+def _optimiser(model: nn.Module, stage: Stage, steps: int) -> tuple[Any, Any]:
+    for name, p in model.named_parameters():
+        p.requires_grad_(not name.startswith(stage.freeze))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=stage.lr, betas=(0.9, 0.999))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=stage.min_lr)
+    return opt, sched
+
+
+def _private_generator(seed: int) -> torch.Generator:
+    """A generator of the DataLoader's own, so that making a loader leaves the global RNG (and
+    so model initialisation in later stages) untouched: resumed runs then match exactly."""
+    return torch.Generator().manual_seed(seed)
+
+
+def _loader(run: Run, epoch: int, skip: int) -> DataLoader:
+    t = run.cfg["train"]
+    sampler = EpochSampler(
+        len(run.train_set),
+        int(t["batch_size"]),
+        run.steps_per_epoch,
+        int(run.cfg.get("seed", 0)),
+        epoch,
+        run.dist.rank,
+        run.dist.world,
+        skip,
+    )
+    workers = int(t.get("num_workers", 0))
+    return DataLoader(
+        run.train_set,
+        batch_size=int(t["batch_size"]),
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=True,
+        generator=_private_generator(epoch),
+    )
+
+
+@torch.inference_mode()
+def validate(run: Run, objective: Any, model: nn.Module) -> tuple[dict[str, float], torch.Tensor]:
+    """Scores averaged over the first ``train.val_items`` validation windows, and a preview."""
+    assert run.val_set is not None
+    model.eval()
+    limit = int(run.cfg["train"].get("val_items", 8))
+    n = len(run.val_set) if limit <= 0 else min(limit, len(run.val_set))
+    loader = DataLoader(
+        Subset(run.val_set, range(n)), batch_size=1, generator=_private_generator(0)
+    )
+    scores, preview = [], None
+    for batch in loader:
+        scores.append(objective.scores(model, batch, run.dist.device))
+        if preview is None:
+            preview = objective.preview(model, batch, run.dist.device)
+    model.train()
+    return mean_scores(scores), preview
+
+
+def _prepare_run(cfg: dict, run_dir: Path, resume: bool) -> tuple[Run, int, dict | None]:
+    dist = init_distributed(cfg.get("device", "auto"))
+    t = cfg.get("train") or {}
+    for key in ("batch_size", "stages"):
+        if key not in t:
+            raise InputError(f"config needs train.{key}")
+    if "type" not in (cfg.get("model") or {}):
+        raise InputError("config needs model.type (a registered model name)")
+    seed = int(cfg.get("seed", 0))
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    train_set = build_dataset(cfg, "train")
+    val_set = build_dataset(cfg, "val") if t.get("validate", True) else None
+    batch = int(t["batch_size"]) * dist.world
+    steps = int(t.get("iters_per_epoch") or max(1, len(train_set) // batch))
+    run = Run(cfg, run_dir, dist, parse_stages(t["stages"]), steps, train_set, val_set)
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is not None and not resume:
+        raise InputError(f"{run_dir} already has checkpoints; pass --resume or choose another run")
+    state = load_state(ckpt) if (resume and ckpt is not None) else None
+    if dist.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return run, (state["step"] if state else 0), state
+
+
+def train(cfg: dict, run_dir: str | Path, resume: bool = False) -> Path:
+    """Train the configured model through all its stages; return the final weights' path."""
+    run, step, state = _prepare_run(cfg, Path(run_dir), resume)
+    t = cfg["train"]
+    every = int(t.get("checkpoint_every", run.steps_per_epoch))
+    stop_after = t.get("stop_after")  # for tests and time-boxed sessions: exit after N steps
+    total = total_steps(run.stages, run.steps_per_epoch)
+    device = run.dist.device
+    name = cfg.get("objective", "restoration")
+    if name not in OBJECTIVES:
+        raise InputError(f"objective must be one of {sorted(OBJECTIVES)}, got {name!r}")
+    objective = OBJECTIVES[name]()
+    writer = None
+    if run.dist.main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(run.dir / "tb"))
+    bar = tqdm(total=total, initial=step, desc="train", disable=not run.dist.main, unit="step")
+    model: nn.Module | None = None
+    pos = locate(step, run.stages, run.steps_per_epoch)
+    for s in range(pos.stage, len(run.stages)):
+        stage = run.stages[s]
+        stage_steps = stage.epochs * run.steps_per_epoch
+        resumed_here = state is not None and state["stage"] == s
+        if state is not None and not resumed_here:
+            # Resumed at a stage boundary: RNG as it stood before this stage's model was built.
+            set_rng_state(state["rng"])
+        new = _model_for(run, stage).to(device)
+        ckpt = latest_checkpoint(run.dir) if state is not None else None
+        if resumed_here and ckpt is not None:
+            load_weights(new, ckpt / "model.safetensors")
+        elif model is not None:
+            _carry_weights(new, model)
+        elif state is not None and ckpt is not None:
+            prev = _model_for(run, run.stages[state["stage"]])
+            load_weights(prev, ckpt / "model.safetensors")
+            _carry_weights(new, prev)
+        model = new
+        opt, sched = _optimiser(model, stage, stage_steps)
+        if resumed_here:
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            set_rng_state(state["rng"])
+        state = None
+        # Unused parameters happen: a batch whose clips lack audio skips the audio branch.
+        net = (
+            DistributedDataParallel(model, find_unused_parameters=True)
+            if run.dist.world > 1
+            else model
+        )
+        net.train()
+        first = locate(step, run.stages, run.steps_per_epoch)
+        for epoch in range(first.epoch if first.stage == s else 0, stage.epochs):
+            skip = first.batch if (first.stage == s and epoch == first.epoch) else 0
+            global_epoch = sum(x.epochs for x in run.stages[:s]) + epoch
+            for batch in _loader(run, global_epoch, skip):
+                loss = objective.loss(net, batch, device)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+                bar.update(1)
+                bar.set_postfix(stage=stage.name, loss=f"{loss.item():.4f}")
+                if writer is not None:
+                    writer.add_scalar("train/loss", loss.item(), step)
+                    writer.add_scalar("train/lr", sched.get_last_lr()[0], step)
+                at_end = step == stage_start(s, run.stages, run.steps_per_epoch) + stage_steps
+                if run.dist.main and (step % every == 0 or at_end):
+                    save_checkpoint(
+                        run.dir,
+                        step,
+                        model,
+                        _spec(run, stage),
+                        {
+                            "step": step,
+                            "stage": s,  # the stage of the saved weights
+                            "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict(),
+                        },
+                    )
+                if stop_after is not None and step >= int(stop_after):
+                    bar.close()
+                    close_distributed()
+                    return run.dir
+            if run.dist.main and run.val_set is not None and writer is not None:
+                scores, preview = validate(run, objective, model)
+                for k, v in scores.items():
+                    writer.add_scalar(f"val/{k}", v, step)
+                writer.add_image(f"val/{stage.name}", preview, step)
+                bar.write(f"{stage.name} epoch {epoch + 1}/{stage.epochs}: {json.dumps(scores)}")
+    bar.close()
+    final = run.dir / "model.safetensors"
+    if run.dist.main and model is not None:
+        save_model(model, final, _spec(run, run.stages[-1]), {"steps": step})
+        writer.close()
+    close_distributed()
+    return final

@@ -1,0 +1,151 @@
+"""Training: config overrides, the staged plan, the resumable sampler, resume after kill -9
+equal to an uninterrupted run, and two-process DistributedDataParallel on the CPU (gloo)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from avrestore.errors import InputError
+from avrestore.train.config import apply_overrides
+from avrestore.train.plan import Position, locate, parse_stages, stage_start
+from avrestore.train.sampler import EpochSampler
+
+TINY_GAVN = {
+    "type": "gavn-small",
+    "channels": 8,
+    "deform_groups": 1,
+    "deblur_blocks": 1,
+    "prop_blocks": 1,
+    "identity_blocks": 1,
+    "up_blocks": [1, 1],
+}
+
+
+def test_overrides_set_nested_keys_list_items_and_yaml_types() -> None:
+    cfg = {"train": {"stages": [{"epochs": 2}, {"epochs": 3}]}, "model": {"type": "a"}}
+    out = apply_overrides(cfg, ["train.stages.1.epochs=7", "model.use_audio=false", "seed=3"])
+    assert out["train"]["stages"][1]["epochs"] == 7
+    assert out["model"]["use_audio"] is False and out["seed"] == 3
+    assert cfg["train"]["stages"][1]["epochs"] == 3  # the original is left alone
+
+
+@pytest.mark.parametrize("bad", ["novalue", "train.stages.9.epochs=1", "model.type.x=1"])
+def test_bad_overrides_are_input_errors(bad: str) -> None:
+    with pytest.raises(InputError):
+        apply_overrides({"train": {"stages": [{}]}, "model": {"type": "a"}}, [bad])
+
+
+def test_plan_locates_every_step_in_its_stage_epoch_and_batch() -> None:
+    stages = parse_stages([{"epochs": 2, "lr": 1}, {"epochs": 1, "lr": 1}, {"epochs": 3, "lr": 1}])
+    assert locate(0, stages, 5) == Position(0, 0, 0)
+    assert locate(9, stages, 5) == Position(0, 1, 4)
+    assert locate(10, stages, 5) == Position(1, 0, 0)
+    assert locate(17, stages, 5) == Position(2, 0, 2)
+    assert stage_start(2, stages, 5) == 15
+    with pytest.raises(InputError):
+        parse_stages([{"epochs": 1}])
+
+
+def test_sampler_is_seeded_resumable_and_split_across_ranks() -> None:
+    full = list(EpochSampler(10, batch=2, steps=7, seed=1, epoch=3))
+    assert full == list(EpochSampler(10, batch=2, steps=7, seed=1, epoch=3))
+    assert full != list(EpochSampler(10, batch=2, steps=7, seed=1, epoch=4))
+    assert list(EpochSampler(10, batch=2, steps=7, seed=1, epoch=3, skip=4)) == full[8:]
+    assert len(full) == 14  # more items than the set holds: the permutation repeats
+    ranks = [list(EpochSampler(10, 2, 3, 1, 0, rank=r, world=2)) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 6
+    assert set(ranks[0]).isdisjoint(ranks[1])
+
+
+@pytest.fixture()
+def tiny_config(prepared_root: Path, tmp_path: Path) -> Path:
+    """A 3-stage GAVN schedule of 36 small steps on the shared prepared clips."""
+    cfg = {
+        "name": "tiny",
+        "seed": 0,
+        "task": "deblur",  # x264 is not bit-exact across runs on some CPUs; blur is
+        "device": "cpu",
+        "model": TINY_GAVN,
+        "data": {"root": str(prepared_root), "n": 1, "patch": 32, "val_patch": 32},
+        "train": {
+            "batch_size": 2,
+            "iters_per_epoch": 4,
+            "checkpoint_every": 1,
+            "val_items": 1,
+            "stages": [
+                {"name": "temporal", "epochs": 3, "lr": 4e-4, "model": {"use_identity": False}},
+                {"name": "warmup", "epochs": 3, "lr": 4e-4, "freeze": ["temporal."]},
+                {"name": "joint", "epochs": 3, "lr": 2e-4},
+            ],
+        },
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _train(
+    config: Path, run: Path, *extra: str, launcher: list[str] | None = None
+) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [*(launcher or [sys.executable, "-m"]), "avrestore", "train", str(config)]
+    return subprocess.Popen(
+        [*cmd, "--run-dir", str(run), *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(proc: subprocess.Popen) -> None:
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+
+
+def _latest_step(run: Path) -> int:
+    pointer = run / "checkpoints" / "latest"
+    return int(pointer.read_text().strip().split("_")[1]) if pointer.is_file() else 0
+
+
+def test_resume_after_kill_gives_the_uninterrupted_result(
+    tiny_config: Path, tmp_path: Path
+) -> None:
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    _finish(_train(tiny_config, whole))
+    proc = _train(tiny_config, killed)
+    deadline = time.time() + 240
+    while _latest_step(killed) < 6 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    stopped_at = _latest_step(killed)
+    assert 0 < stopped_at < 36 and not (killed / "model.safetensors").exists()
+    refused = _train(tiny_config, killed)  # a second start without --resume is refused
+    _, err = refused.communicate(timeout=120)
+    assert refused.returncode == 2 and "--resume" in err
+    _finish(_train(tiny_config, killed, "--resume"))
+    a = load_file(str(whole / "model.safetensors"))
+    b = load_file(str(killed / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_two_processes_train_with_ddp_on_gloo(tiny_config: Path, tmp_path: Path) -> None:
+    run = tmp_path / "ddp"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m"]
+    _finish(_train(tiny_config, run, "train.stages.0.epochs=1", launcher=launcher))
+    weights = load_file(str(run / "model.safetensors"))
+    assert any(k.startswith("identity.") for k in weights)  # reached the last stage
+    assert _latest_step(run) == 7 * 4  # 7 epochs of 4 steps, each step on 2 processes
