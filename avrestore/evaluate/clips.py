@@ -1,0 +1,101 @@
+"""One clip as every method sees it: HQ frames, the degraded frames (cached on disk), audio
+and teacher landmarks, cut to the evaluated frames.
+
+A clip is degraded whole, once per (clip, task, level), and kept as
+``<cache>/evaluate/<task>-<level>/<clip>.npy``: libx264's output varies slightly from run to
+run on some CPUs (see ``avrestore.degrade.compress``), so every method, in this run and
+later ones, must read the same frames; compressing the whole clip also keeps the artefacts
+those of a real stream. Downscaling tasks store the small frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from avrestore.audio import audio_windows
+from avrestore.data.clip_cache import cached_frames
+from avrestore.data.datasets import AUDIO_RATE, read_clip
+from avrestore.degrade import Degradation, upscale
+from avrestore.media.audio import read_audio
+from avrestore.media.files import atomic_path
+
+
+@dataclass(frozen=True, eq=False)
+class EvalClip:
+    """A clip's first ``frames`` frames: ``hq`` and ``lq`` (the models' input, the size of
+    ``hq``) (T, H, W, 3) uint8; ``degraded`` as the degradation left them (small for
+    downscaling tasks); ``teacher_landmarks`` (T, 68, 2) from the HQ crops; ``audio`` the
+    whole 16 kHz mono track, or None."""
+
+    clip_id: str
+    fps: float
+    hq: np.ndarray
+    degraded: np.ndarray
+    lq: np.ndarray
+    teacher_landmarks: np.ndarray
+    audio: np.ndarray | None
+    _windows: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def frames(self) -> int:
+        """The number of evaluated frames."""
+        return len(self.hq)
+
+    @property
+    def frames_audio(self) -> np.ndarray | None:
+        """The audio of the evaluated frames (for the lip-sync metrics)."""
+        if self.audio is None:
+            return None
+        return self.audio[: round(self.frames / self.fps * AUDIO_RATE)]
+
+    def audio_windows(self, width: int, n_mfcc: int) -> np.ndarray | None:
+        """(T, width, n_mfcc) MFCC windows of the evaluated frames, or None without audio;
+        computed once per shape, as several methods ask for them."""
+        if self.audio is None:
+            return None
+        if (width, n_mfcc) not in self._windows:
+            self._windows[width, n_mfcc] = audio_windows(
+                self.audio, AUDIO_RATE, self.frames, self.fps, width, n_mfcc
+            )
+        return self._windows[width, n_mfcc]
+
+
+def load_clip(
+    folder: Path,
+    cache_dir: Path,
+    degradation: Degradation,
+    key: str,
+    max_frames: int | None = None,
+) -> EvalClip:
+    """The prepared clip in ``folder`` degraded by ``degradation``, cut to its first
+    ``max_frames`` frames; the degraded clip is kept under ``key`` (``<task>-<level>``)."""
+    meta = read_clip(folder)
+    hq = cached_frames(folder / "face.mp4", cache_dir / "hq" / f"{meta.clip_id}.npy")
+    kept = cache_dir / "evaluate" / key / f"{meta.clip_id}.npy"
+    degraded = _degraded(hq, folder / "face.mp4", meta.fps, degradation, kept)
+    t = len(hq) if max_frames is None else min(max_frames, len(hq))
+    hq, degraded = np.asarray(hq[:t]), np.asarray(degraded[:t])
+    lq = upscale(degraded, hq.shape[1:3]) if degradation.downscale is not None else degraded
+    audio = None
+    if meta.has_audio:
+        track = read_audio(folder / "audio.wav", rate=AUDIO_RATE)
+        assert track is not None  # a wav always has its one stream
+        audio = track.mono
+    landmarks = np.load(folder / "landmarks.npy")[:t]
+    return EvalClip(meta.clip_id, meta.fps, hq, degraded, lq, landmarks, audio)
+
+
+def _degraded(
+    hq: np.ndarray, face: Path, fps: float, degradation: Degradation, path: Path
+) -> np.ndarray:
+    """The whole clip degraded, memory-mapped from ``path`` (made when missing or older than
+    the clip's ``face.mp4``)."""
+    if not (path.is_file() and path.stat().st_mtime >= face.stat().st_mtime):
+        frames = degradation(np.asarray(hq), fps, keep_small=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, frames)
+    return np.load(path, mmap_mode="r")

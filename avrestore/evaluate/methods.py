@@ -1,0 +1,140 @@
+"""The methods compared: the degraded ``input``, ``bicubic`` upscaling, and networks given by
+a registered name with shipped weights or a ``.safetensors`` path."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from avrestore.errors import InputError
+from avrestore.evaluate.clips import EvalClip
+from avrestore.evaluate.landmarks import LandmarkSource, landmark_source
+from avrestore.models.complexity import restores_frames
+from avrestore.models.landmark_net import LandmarkNet
+from avrestore.models.weights import resolve_model
+from avrestore.restore.window import restore_sequence
+
+INPUT, BICUBIC = "input", "bicubic"
+REFERENCES = (INPUT, BICUBIC)
+
+
+class Method(Protocol):
+    """Restores a clip's evaluated frames to (T, H, W, 3) uint8 the size of its HQ frames."""
+
+    label: str
+
+    def restore(self, clip: EvalClip) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class InputFrames:
+    """The degraded frames as they are; small ones are enlarged by pixel repetition, so that
+    each LQ pixel is shown (and scored) unchanged."""
+
+    label: str = INPUT
+
+    def restore(self, clip: EvalClip) -> np.ndarray:
+        """The degraded frames at the HQ size."""
+        if clip.degraded.shape == clip.hq.shape:
+            return clip.degraded
+        h, w = clip.hq.shape[1:3]
+        return np.stack(
+            [cv2.resize(f, (w, h), interpolation=cv2.INTER_NEAREST) for f in clip.degraded]
+        )
+
+
+@dataclass(frozen=True)
+class Bicubic:
+    """Bicubic upscaling of the small frames: the input every network receives."""
+
+    label: str = BICUBIC
+
+    def restore(self, clip: EvalClip) -> np.ndarray:
+        """The bicubic-upscaled frames."""
+        return clip.lq
+
+
+@dataclass(frozen=True)
+class Network:
+    """A frame-restoration network run over the clip in sliding windows."""
+
+    label: str
+    model: nn.Module
+    landmarks: LandmarkSource | None
+    batch: int
+    device: str | torch.device
+
+    def restore(self, clip: EvalClip) -> np.ndarray:
+        """The restored frames; audio windows and landmarks only for models that take them
+        (a silent clip runs with the audio branch off)."""
+        m = self.model
+        audio = clip.audio_windows(m.audio_window, m.n_mfcc) if uses(m, "audio") else None
+        marks = self.landmarks(clip) if self.landmarks is not None else None
+        return restore_sequence(m, clip.lq, audio, marks, self.batch, self.device)
+
+
+def uses(model: nn.Module, branch: str) -> bool:
+    """Whether ``model`` takes the optional input ``branch`` (``audio`` or ``landmarks``)."""
+    return bool(getattr(model, f"use_{branch}", False))
+
+
+def labels(names: Sequence[str]) -> list[str]:
+    """Row labels: the file stem of a weights path, unless two stems clash."""
+    stems = [Path(n).stem if n.endswith(".safetensors") else n for n in names]
+    return stems if len(set(stems)) == len(stems) else list(names)
+
+
+def build_methods(
+    names: Sequence[str],
+    downscales: bool,
+    landmark_model: str | None = None,
+    teacher_landmarks: bool = False,
+    batch: int = 1,
+    device: str | torch.device = "cpu",
+) -> list[Method]:
+    """The methods named, networks loaded onto ``device``; InputError for an empty or
+    repeated list, an unknown name, a model that restores no frames, or ``bicubic`` on a
+    task that does not downscale (it would repeat ``input``)."""
+    if not names:
+        raise InputError("--models names no model")
+    if len(set(names)) != len(names):
+        raise InputError(f"--models names a model twice: {','.join(names)}")
+    if BICUBIC in names and not downscales:
+        raise InputError("bicubic applies to the tasks that downscale (sr, mixed)")
+    if batch < 1:
+        raise InputError(f"--batch must be at least 1, got {batch}")
+    networks = {n: _load_network(n, device) for n in names if n not in REFERENCES}
+    source = None
+    if any(uses(m, "landmarks") for m in networks.values()):
+        source = landmark_source(landmark_model, teacher_landmarks, device)
+    methods: list[Method] = []
+    for name, label in zip(names, labels(names), strict=True):
+        if name == INPUT:
+            methods.append(InputFrames(label))
+        elif name == BICUBIC:
+            methods.append(Bicubic(label))
+        else:
+            model = networks[name]
+            marks = source if uses(model, "landmarks") else None
+            methods.append(Network(label, model, marks, batch, device))
+    return methods
+
+
+def _load_network(name: str, device: str | torch.device) -> nn.Module:
+    try:
+        model = resolve_model(name)
+    except InputError as e:
+        raise InputError(
+            f"--models {name}: {e} (besides {' and '.join(REFERENCES)}, give a registered "
+            "name with shipped weights or a .safetensors path)"
+        ) from None
+    if isinstance(model, LandmarkNet) or not restores_frames(model):
+        raise InputError(f"--models {name} is a {type(model).__name__}, not a restoration model")
+    return model.to(device).eval()
