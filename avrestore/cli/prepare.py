@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from avrestore.data.layouts import LAYOUTS
+from avrestore.data.split import DEFAULT_FRACTIONS, DEFAULT_SEED
 from avrestore.errors import InputError
 
 
@@ -45,8 +46,8 @@ def prepare(
     detector: Annotated[str, typer.Option(help="dlib face detector: hog or cnn.")] = "hog",
     split: Annotated[
         str, typer.Option(help="train,val,test shares of the speakers (groups).")
-    ] = "0.8,0.1,0.1",
-    seed: Annotated[int, typer.Option(help="Seed of the speaker split.")] = 0,
+    ] = ",".join(map(str, DEFAULT_FRACTIONS)),
+    seed: Annotated[int, typer.Option(help="Seed of the speaker split.")] = DEFAULT_SEED,
 ) -> None:
     """Prepare face-centred clips for training. Finished clips (kept or rejected) are skipped
     on a rerun; delete DST/rejected/<id>.json to retry one."""

@@ -21,7 +21,14 @@ from tqdm import tqdm
 
 from avrestore.data.layouts import ClipSource, find_clips
 from avrestore.data.prepare import ClipPreparer, ClipRejected, PrepareOptions
-from avrestore.data.split import SPLITS, assign_groups, split_clips, write_splits
+from avrestore.data.split import (
+    DEFAULT_FRACTIONS,
+    DEFAULT_SEED,
+    SPLITS,
+    assign_groups,
+    split_clips,
+    write_splits,
+)
 from avrestore.errors import InputError
 from avrestore.media.files import atomic_dir, atomic_path
 
@@ -166,8 +173,8 @@ def prepare_dataset(
     *,
     shard: tuple[int, int] = (0, 1),
     workers: int = 1,
-    seed: int = 0,
-    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = DEFAULT_SEED,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
     speakers_tsv: Path | None = None,
     speaker_regex: str | None = None,
 ) -> dict:

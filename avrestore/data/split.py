@@ -11,6 +11,8 @@ from avrestore.errors import InputError
 from avrestore.media.files import atomic_path
 
 SPLITS = ("train", "val", "test")
+# The default shares of groups per split and the seed that draws them.
+DEFAULT_FRACTIONS, DEFAULT_SEED = (0.8, 0.1, 0.1), 0
 
 
 def parse_fractions(text: str) -> tuple[float, float, float]:

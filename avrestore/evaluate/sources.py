@@ -22,13 +22,11 @@ from tqdm import tqdm
 from avrestore.data.datasets import split_clip_ids
 from avrestore.data.layouts import ClipSource, find_clips
 from avrestore.data.prepare import ClipPreparer, ClipRejected, PrepareOptions
-from avrestore.data.split import SPLITS, assign_groups
+from avrestore.data.split import DEFAULT_FRACTIONS, DEFAULT_SEED, SPLITS, assign_groups
 from avrestore.errors import InputError
 from avrestore.media.files import atomic_dir
 
 ALL = "all"
-# ``avrestore prepare``'s defaults, so that a raw folder splits as its prepared copy would.
-SPLIT_FRACTIONS, SPLIT_SEED = (0.8, 0.1, 0.1), 0
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ def _raw(data: Path, split: str, max_frames: int | None, cache: Path) -> ClipSet
     ``max_frames`` frames live apart from whole clips), then list those that were kept."""
     sources = find_clips(data, "folder")
     if split != ALL:
-        assignment = assign_groups([c.group for c in sources], SPLIT_FRACTIONS, SPLIT_SEED)
+        assignment = assign_groups([c.group for c in sources], DEFAULT_FRACTIONS, DEFAULT_SEED)
         sources = [c for c in sources if assignment[c.group] == split]
     root = cache / ("faces" if max_frames is None else f"faces-first{max_frames}")
     clips_dir = root / "clips"
