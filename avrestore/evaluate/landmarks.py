@@ -49,7 +49,7 @@ class PredictedLandmarks:
         audio = None if encoder is None else clip.audio_windows(encoder.window, encoder.n_mfcc)
         out = []
         for s in range(0, clip.frames, FRAMES_PER_CALL):
-            x = torch.from_numpy(clip.lq[s : s + FRAMES_PER_CALL]).to(self.device)
+            x = torch.from_numpy(np.array(clip.lq[s : s + FRAMES_PER_CALL])).to(self.device)
             a = None if audio is None else torch.from_numpy(audio[s : s + FRAMES_PER_CALL])
             y = self.net(
                 x.permute(0, 3, 1, 2).float() / 255, None if a is None else a.to(self.device)
