@@ -25,6 +25,7 @@ from avrestore.data.layouts import ClipSource
 from avrestore.faces.crop import crop_square, face_box_in_crop, square_boxes
 from avrestore.faces.detect import FaceDetector
 from avrestore.faces.landmarks import LandmarkPredictor
+from avrestore.faces.scan import scan_faces
 from avrestore.faces.track import fill_missing, smooth_boxes, track_largest
 from avrestore.media.audio import read_audio
 from avrestore.media.video import VideoWriter, iter_frames, probe
@@ -77,16 +78,10 @@ class ClipPreparer:
     def track(self, path: Path, fps: float) -> FaceTrack:
         """Pass 1: detect faces, follow the largest, fill gaps, square and smooth the box."""
         o = self.options
-        detections: list[np.ndarray | None] = []
-        several = 0
-        for chunk in iter_frames(path, fps=fps, max_frames=o.max_frames):
-            for i, image in enumerate(chunk.frames):
-                if (chunk.start + i) % o.detect_every:
-                    detections.append(None)
-                    continue
-                boxes, _ = self.detector.detect(image)
-                detections.append(boxes)
-                several += len(boxes) > 1
+        chunks = iter_frames(path, fps=fps, max_frames=o.max_frames)
+        frames = (image for chunk in chunks for image in chunk.frames)
+        detections = scan_faces(frames, self.detector, o.detect_every)
+        several = sum(d is not None and len(d) > 1 for d in detections)
         if len(detections) < MIN_FRAMES:
             raise ClipRejected(f"too short: {len(detections)} frame(s)")
         boxes = track_largest(detections)

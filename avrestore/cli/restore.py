@@ -1,0 +1,72 @@
+"""``avrestore restore``: restore the faces of any video with a trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def restore(
+    input: Annotated[Path, typer.Argument(help="Video to restore (left untouched).")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write (.mp4, .mov, .mkv).")
+    ],
+    task: Annotated[str, typer.Option(help="car (compression), deblur or sr (super-resolution).")],
+    scale: Annotated[
+        int | None, typer.Option(help="sr only: upscaling factor, 2-8 (default 4).")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME|PATH",
+            help="Weights: a .safetensors file or a shipped name (default gavn-small-TASK).",
+        ),
+    ] = None,
+    landmark_model: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME|PATH", help="Landmark network for models with a landmark branch."
+        ),
+    ] = "landmark-net",
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Also write input | restored: a .png of the middle frame, or a video.",
+        ),
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    all_faces: Annotated[
+        bool, typer.Option("--all-faces", help="Restore every face, not only the largest.")
+    ] = False,
+    batch: Annotated[int, typer.Option(help="Windows per forward pass.")] = 1,
+    max_frames: Annotated[
+        int | None, typer.Option(help="Restore only the first N frames (a quick preview).")
+    ] = None,
+) -> None:
+    """Restore the face in INPUT: find and track it, restore it with the model (guided by the
+    speech and by landmarks), paste it back with a feathered edge and keep the audio.
+    Frames without a face, and everything outside the face, are left as they are."""
+    # Imported here: torch, dlib and OpenCV would slow every other command's start.
+    from avrestore.restore.video import restore_video
+
+    summary = restore_video(
+        input,
+        output,
+        task,
+        model=model,
+        landmark_model=landmark_model,
+        scale=scale,
+        compare=compare,
+        device=device,
+        all_faces=all_faces,
+        batch=batch,
+        max_frames=max_frames,
+        progress=True,
+    )
+    typer.echo(
+        f"restored {summary.restored_frames} of {summary.frames} frames "
+        f"({summary.tracks} face track(s)) in {summary.seconds:.1f} s: {summary.output}"
+    )

@@ -1,0 +1,73 @@
+"""Sliding-window inference: a model taking ``frames_in`` frames and returning the centre
+``frames_out`` is run over a whole sequence so that every frame is restored exactly once.
+
+The sequence is padded by reflection at both ends — ``(frames_in - frames_out) / 2`` frames of
+context before the first frame, the same after the last, plus enough to fill the last window —
+and windows advance by ``frames_out``. Outputs past the real end are dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def _pad(x: np.ndarray, before: int, after: int) -> np.ndarray:
+    """Reflect along axis 0 (repeat when there is a single frame to reflect)."""
+    widths = [(before, after)] + [(0, 0)] * (x.ndim - 1)
+    return np.pad(x, widths, mode="reflect" if len(x) > 1 else "edge")
+
+
+def windows(n_frames: int, frames_out: int) -> Iterator[tuple[int, int]]:
+    """``(start, count)`` per window: it reads padded frames ``start .. start + frames_in``
+    (padded frame ``start + ctx`` is real frame ``start``); its first ``count`` outputs are real."""
+    for first in range(0, n_frames, frames_out):
+        yield first, min(frames_out, n_frames - first)
+
+
+@torch.inference_mode()
+def restore_sequence(
+    model: nn.Module,
+    frames: np.ndarray,
+    audio: np.ndarray | None = None,
+    landmarks: np.ndarray | None = None,
+    batch: int = 1,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Restore (T, H, W, 3) uint8 frames with per-frame audio windows (T, W_a, n_mfcc) and
+    landmarks (T, 68, 2), either may be None; returns (T, H, W, 3) uint8."""
+    n_in, n_out = int(model.frames_in), int(model.frames_out)
+    ctx = (n_in - n_out) // 2
+    t = len(frames)
+    tail = -t % n_out
+    lq = _pad(frames, ctx, ctx + tail)
+    out = np.empty_like(frames)
+    jobs = list(windows(t, n_out))
+    for i in range(0, len(jobs), batch):
+        group = jobs[i : i + batch]
+        x = np.stack([lq[s : s + n_in] for s, _ in group])
+        x = torch.from_numpy(x).to(device).permute(0, 1, 4, 2, 3).float() / 255
+        a = _per_output(audio, group, n_out, tail, device)
+        lm = _per_output(landmarks, group, n_out, tail, device)
+        y = model(x, a, lm).clamp(0, 1).mul(255).round().byte().permute(0, 1, 3, 4, 2).cpu()
+        for (s, count), frames_y in zip(group, y.numpy(), strict=True):
+            out[s : s + count] = frames_y[:count]
+    return out
+
+
+def _per_output(
+    values: np.ndarray | None,
+    group: list[tuple[int, int]],
+    n_out: int,
+    tail: int,
+    device: str | torch.device,
+) -> torch.Tensor | None:
+    """The per-frame inputs (audio windows, landmarks) of each window's output frames."""
+    if values is None:
+        return None
+    padded = _pad(values, 0, tail)
+    x = np.stack([padded[s : s + n_out] for s, _ in group])
+    return torch.from_numpy(np.ascontiguousarray(x)).float().to(device)

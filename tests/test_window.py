@@ -1,0 +1,115 @@
+"""Sliding-window restoration of sequences, whole (restore_sequence) and streamed in blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from torch import Tensor, nn
+
+from avrestore.models.registry import build
+from avrestore.restore.blocks import BlockRestorer, plan_blocks
+from avrestore.restore.window import restore_sequence
+
+TINY_GAVN = dict(channels=8, deform_groups=1, deblur_blocks=1, prop_blocks=1, identity_blocks=1)
+
+
+class CentreFrames(nn.Module):
+    """Returns each window's centre frames unchanged and records, per output frame, the frame
+    number written in its pixels and in its audio and landmark inputs."""
+
+    def __init__(self, frames_in: int, frames_out: int) -> None:
+        super().__init__()
+        self.frames_in, self.frames_out = frames_in, frames_out
+        self.seen: list[tuple[int, int, int]] = []
+
+    def forward(self, frames: Tensor, audio: Tensor | None, landmarks: Tensor | None) -> Tensor:
+        ctx = (self.frames_in - self.frames_out) // 2
+        centre = frames[:, ctx : ctx + self.frames_out]
+        for b in range(len(frames)):
+            for j in range(self.frames_out):
+                pixel = round(float(centre[b, j, 0, 0, 0]) * 255)
+                self.seen.append((pixel, int(audio[b, j, 0, 0]), int(landmarks[b, j, 0, 0])))
+        return centre
+
+
+def _numbered(t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames, audio windows and landmarks whose values are the frame number."""
+    idx = np.arange(t)
+    frames = np.broadcast_to(idx[:, None, None, None], (t, 4, 4, 3)).astype(np.uint8)
+    audio = np.broadcast_to(idx[:, None, None], (t, 21, 13)).astype(np.float32)
+    landmarks = np.broadcast_to(idx[:, None, None], (t, 68, 2)).astype(np.float32)
+    return frames, audio, landmarks
+
+
+@pytest.mark.parametrize("t", [1, 2, 3, 7, 10, 11])
+@pytest.mark.parametrize("batch", [1, 4])
+def test_every_frame_is_restored_once_with_its_own_audio_and_landmarks(t: int, batch: int) -> None:
+    model = CentreFrames(7, 3)
+    frames, audio, landmarks = _numbered(t)
+    out = restore_sequence(model, frames, audio, landmarks, batch=batch)
+    assert out.shape == frames.shape and np.array_equal(out, frames)
+    # Windows run once each, in order: outputs 0 .. t-1 are the real frames, each with its own
+    # audio and landmarks; the outputs after them fill the last window and are dropped.
+    assert len(model.seen) == -(-t // 3) * 3
+    assert model.seen[:t] == [(i, i, i) for i in range(t)]
+
+
+def test_blocks_cover_each_run_once_with_aligned_windows() -> None:
+    runs = [(0, 23), (30, 31), (35, 52), (60, 64)]
+    blocks = plan_blocks(runs, frames_in=7, frames_out=3, length=8)
+    covered = [t for b in blocks for t in range(b.start, b.stop)]
+    assert covered == [t for a, b in runs for t in range(a, b)]
+    for b in blocks:
+        run_start, run_stop = next(r for r in runs if r[0] <= b.start < r[1])
+        assert (b.start - run_start) % 3 == 0  # windows fall where the whole run's do
+        assert run_start <= b.first <= b.start and b.stop <= b.last <= run_stop
+        assert b.start - b.first in (0, 3) and b.last - b.stop in (0, 1, 2)
+    # A remainder no longer than the context is restored with the block before it.
+    assert [(b.start, b.stop) for b in blocks if b.start >= 60] == [(60, 64)]
+
+
+class WindowMix(nn.Module):
+    """Each output mixes its own frame with the mean of the whole window and its guidance, so
+    that any difference in what a window reads (context, padding, alignment) shows."""
+
+    frames_in, frames_out = 7, 3
+
+    def forward(self, frames: Tensor, audio: Tensor, landmarks: Tensor) -> Tensor:
+        centre = frames[:, 2:5]
+        guide = audio.mean((2, 3)) / 10 + landmarks.mean((2, 3)) / 100
+        return 0.5 * centre + 0.4 * frames.mean(1, keepdim=True) + guide[..., None, None, None]
+
+
+@pytest.mark.parametrize("length", [3, 6, 10])
+def test_streamed_blocks_equal_restoring_each_run_whole(length: int) -> None:
+    model = WindowMix()
+    rng = np.random.default_rng(0)
+    t, runs = 40, [(0, 17), (20, 21), (24, 40)]
+    frames = rng.integers(0, 256, (t, 8, 8, 3), dtype=np.uint8)
+    audio = rng.random((t, 21, 13)).astype(np.float32)
+    landmarks = rng.random((t, 68, 2)).astype(np.float32)
+
+    def restore(first: int, crops: np.ndarray) -> np.ndarray:
+        span = slice(first, first + len(crops))
+        return restore_sequence(model, crops, audio[span], landmarks[span])
+
+    streamed: dict[int, np.ndarray] = {}
+    stream = BlockRestorer(plan_blocks(runs, model.frames_in, model.frames_out, length), restore)
+    active = {i for a, b in runs for i in range(a, b)}
+    for i in range(t):  # frames arrive one at a time, as from a decoder
+        if i in active:
+            stream.add(i, frames[i])
+        streamed.update(stream.ready(i + 1))
+    assert sorted(streamed) == sorted(active)
+    for a, b in runs:
+        whole = restore(a, frames[a:b])
+        assert np.array_equal(np.stack([streamed[i] for i in range(a, b)]), whole)
+
+
+def test_tiny_gavn_restores_a_sequence_of_any_length() -> None:
+    model = build("gavn-small", **TINY_GAVN).eval()
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (5, 32, 48, 3), dtype=np.uint8)
+    out = restore_sequence(model, frames, rng.standard_normal((5, 21, 13)).astype(np.float32))
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    assert not np.array_equal(out, frames)
