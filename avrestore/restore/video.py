@@ -3,6 +3,11 @@
 Checks every argument before the long work; finds and tracks the faces (pass 1), restores
 and pastes them as the frames stream through (pass 2) and encodes H.264 at ``CRF`` with the
 input's own audio (native rate and channels). The output appears whole or not at all.
+
+Memory does not grow with the video's length except through its audio, which is decoded
+whole: ``read_audio`` for the MFCCs and for muxing (``VideoWriter`` takes the whole track).
+That is 0.34 MiB per second held at 44.1 kHz stereo, plus a transient of about 1.4 MiB per
+second while the MFCCs are computed (BENCHMARKS.md).
 """
 
 from __future__ import annotations
