@@ -47,6 +47,24 @@ def niqe_params_path() -> Path:
     return _require(SHARED_DATA / "misc" / "niqe_pris_params.npz")
 
 
+# A GAVN small enough for fast tests: registered as gavn-small, with these overrides.
+TINY_GAVN = {
+    "type": "gavn-small",
+    "channels": 8,
+    "deform_groups": 1,
+    "deblur_blocks": 1,
+    "prop_blocks": 1,
+    "identity_blocks": 1,
+    "up_blocks": [1, 1],
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_gavn_spec() -> dict:
+    """Registered name and arguments of a tiny, untrained GAVN (a fresh copy per use)."""
+    return dict(TINY_GAVN)
+
+
 PREPARED_SIZE = 96
 
 

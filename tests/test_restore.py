@@ -36,15 +36,6 @@ from avrestore.restore.video import (
     task_scale,
 )
 
-TINY_GAVN = {
-    "type": "gavn-small",
-    "channels": 8,
-    "deform_groups": 1,
-    "deblur_blocks": 1,
-    "prop_blocks": 1,
-    "identity_blocks": 1,
-    "up_blocks": [1, 1],
-}
 FRAMES = 24  # frames restored per real-clip test: about a second of video
 
 
@@ -59,12 +50,14 @@ def _one_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def tiny_models(
+    tmp_path_factory: pytest.TempPathFactory, tiny_gavn_spec: dict
+) -> tuple[Path, Path]:
     """An untrained tiny GAVN (with audio and landmark branches) and landmark network."""
     folder = tmp_path_factory.mktemp("weights")
-    spec = dict(TINY_GAVN)
-    gavn = build(spec.pop("type"), **spec)
-    save_model(gavn, folder / "gavn.safetensors", TINY_GAVN)
+    args = dict(tiny_gavn_spec)
+    gavn = build(args.pop("type"), **args)
+    save_model(gavn, folder / "gavn.safetensors", tiny_gavn_spec)
     save_model(build("landmark-net"), folder / "landmarks.safetensors", {"type": "landmark-net"})
     return folder / "gavn.safetensors", folder / "landmarks.safetensors"
 

@@ -20,16 +20,6 @@ from avrestore.train.config import apply_overrides
 from avrestore.train.plan import Position, locate, parse_stages, stage_start
 from avrestore.train.sampler import EpochSampler
 
-TINY_GAVN = {
-    "type": "gavn-small",
-    "channels": 8,
-    "deform_groups": 1,
-    "deblur_blocks": 1,
-    "prop_blocks": 1,
-    "identity_blocks": 1,
-    "up_blocks": [1, 1],
-}
-
 
 def test_overrides_set_nested_keys_list_items_and_yaml_types() -> None:
     cfg = {"train": {"stages": [{"epochs": 2}, {"epochs": 3}]}, "model": {"type": "a"}}
@@ -68,14 +58,14 @@ def test_sampler_is_seeded_resumable_and_split_across_ranks() -> None:
 
 
 @pytest.fixture()
-def tiny_config(prepared_root: Path, tmp_path: Path) -> Path:
+def tiny_config(prepared_root: Path, tmp_path: Path, tiny_gavn_spec: dict) -> Path:
     """A 3-stage GAVN schedule of 36 small steps on the shared prepared clips."""
     cfg = {
         "name": "tiny",
         "seed": 0,
         "task": "deblur",  # x264 is not bit-exact across runs on some CPUs; blur is
         "device": "cpu",
-        "model": TINY_GAVN,
+        "model": tiny_gavn_spec,
         "data": {"root": str(prepared_root), "n": 1, "patch": 32, "val_patch": 32},
         "train": {
             "batch_size": 2,

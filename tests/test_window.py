@@ -10,8 +10,6 @@ from avrestore.models.registry import build
 from avrestore.restore.blocks import BlockRestorer, plan_blocks
 from avrestore.restore.window import restore_sequence
 
-TINY_GAVN = dict(channels=8, deform_groups=1, deblur_blocks=1, prop_blocks=1, identity_blocks=1)
-
 
 class CentreFrames(nn.Module):
     """Returns each window's centre frames unchanged and records, per output frame, the frame
@@ -106,8 +104,9 @@ def test_streamed_blocks_equal_restoring_each_run_whole(length: int) -> None:
         assert np.array_equal(np.stack([streamed[i] for i in range(a, b)]), whole)
 
 
-def test_tiny_gavn_restores_a_sequence_of_any_length() -> None:
-    model = build("gavn-small", **TINY_GAVN).eval()
+def test_tiny_gavn_restores_a_sequence_of_any_length(tiny_gavn_spec: dict) -> None:
+    args = dict(tiny_gavn_spec)
+    model = build(args.pop("type"), **args).eval()
     rng = np.random.default_rng(1)
     frames = rng.integers(0, 256, (5, 32, 48, 3), dtype=np.uint8)
     out = restore_sequence(model, frames, rng.standard_normal((5, 21, 13)).astype(np.float32))

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from avrestore.metrics.clip import METRICS
+
 # The metrics reported per method (ClipScorer's keys, less its Y-channel variants), then
 # the restoration time per frame.
-REPORTED = (
-    "psnr",
-    "ssim",
-    "ms_ssim",
-    "psnr_mouth",
-    "lmd",
-    "identity",
-    "warp_error",
-    "niqe",
-    "lpips",
-    "sync_c",
-    "sync_d",
-    "seconds",
-)
+REPORTED = (*(m for m in METRICS if not m.endswith("_y")), "seconds")
 
 
 class FrameWeightedMeans:
