@@ -10,14 +10,12 @@ Two files are needed and neither is downloaded: torchvision's AlexNet ImageNet s
 from __future__ import annotations
 
 import os
-import pickle
 
 import numpy as np
 import torch
 from torch import nn
 
-from avrestore.errors import InputError
-from avrestore.media.files import existing_file
+from avrestore.metrics.pretrained import load_checked, read_state_dict
 
 CHANNELS = (64, 192, 384, 256, 256)
 # Indices in ``features`` after which LPIPS taps the activations (the five ReLUs).
@@ -76,17 +74,6 @@ class LPIPS(nn.Module):
         return total
 
 
-def _state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    p = existing_file(path)
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except (RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
-        raise InputError(f"cannot read weights from {p}: {e.__class__.__name__}") from None
-    if not isinstance(state, dict):
-        raise InputError(f"{p} does not hold a state dict")
-    return state
-
-
 def lpips_state_dict(
     alexnet: dict[str, torch.Tensor], heads: dict[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
@@ -107,16 +94,9 @@ def load_lpips(
     if alexnet_path is None or lin_path is None:
         return None
     model = LPIPS()
-    state = lpips_state_dict(_state_dict(alexnet_path), _state_dict(lin_path))
-    expected = {k for k in model.state_dict() if k not in ("shift", "scale")}
-    missing = sorted(expected - state.keys())
-    if missing:
-        raise InputError(f"LPIPS weights lack {', '.join(missing)} ({alexnet_path}, {lin_path})")
-    try:
-        model.load_state_dict(state, strict=False)
-    except RuntimeError as e:
-        raise InputError(f"LPIPS weights do not fit AlexNet: {e}") from None
-    return model.eval().requires_grad_(False)
+    state = lpips_state_dict(read_state_dict(alexnet_path), read_state_dict(lin_path))
+    needed = [k for k in model.state_dict() if k not in ("shift", "scale")]
+    return load_checked(model, state, needed, f"LPIPS weights ({alexnet_path}, {lin_path})")
 
 
 @torch.no_grad()

@@ -8,13 +8,11 @@ released ``syncnet_v2.model`` state dict loads by name. Audio stream: 13 MFCCs Ã
 from __future__ import annotations
 
 import os
-import pickle
 
 import torch
 from torch import nn
 
-from avrestore.errors import InputError
-from avrestore.media.files import existing_file
+from avrestore.metrics.pretrained import load_checked, read_state_dict
 
 EMBEDDING = 1024
 
@@ -82,21 +80,7 @@ def load_syncnet(path: str | os.PathLike | None) -> SyncNet | None:
     """SyncNet with ``syncnet_v2.model`` loaded (weights_only), in eval mode; ``None`` without."""
     if path is None:
         return None
-    p = existing_file(path)
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except (RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
-        raise InputError(f"cannot read SyncNet weights from {p}: {e.__class__.__name__}") from None
-    if not isinstance(state, dict):
-        raise InputError(f"{p} does not hold a SyncNet state dict")
     model = SyncNet()
     # The release predates BatchNorm's ``num_batches_tracked`` buffers; they are unused in eval.
-    needed = {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
-    missing = sorted(needed - state.keys())
-    if missing:
-        raise InputError(f"{p} is not a SyncNet state dict (lacks {missing[0]}, â€¦)")
-    try:
-        model.load_state_dict(state, strict=False)
-    except RuntimeError as e:
-        raise InputError(f"SyncNet weights in {p} do not fit the network: {e}") from None
-    return model.eval().requires_grad_(False)
+    needed = [k for k in model.state_dict() if not k.endswith("num_batches_tracked")]
+    return load_checked(model, read_state_dict(path), needed, f"SyncNet weights {path}")
