@@ -97,10 +97,10 @@ def _transcode(
     label: str,
 ) -> None:
     """Decode ``src`` at a constant ``fps``, transform each chunk, encode it to ``dst``."""
-    total = probe(src).frame_count
+    info = probe(src)
     # disable=None: a bar (rate, ETA) on an interactive stderr, silence in logs and pipes.
-    bar = tqdm(total=total, desc=label, unit="frame", disable=None if progress else True)
-    with VideoWriter(dst, fps, crf=crf, audio=audio) as writer, bar:
+    bar = tqdm(total=info.frame_count, desc=label, unit="frame", disable=None if progress else True)
+    with VideoWriter(dst, fps, crf=crf, audio=audio, colour=info.colour) as writer, bar:
         for chunk in iter_frames(src, fps=fps):
             writer.write(transform(chunk.frames))
             bar.update(len(chunk.frames))

@@ -14,6 +14,14 @@ import numpy as np
 
 from avrestore.errors import InputError
 from avrestore.media.audio import Audio
+from avrestore.media.colour import (
+    DEFAULT_SPEC,
+    SUBSAMPLING,
+    ColourSpec,
+    rgb_to_yuv,
+    spec_of,
+    yuv_to_rgb,
+)
 from avrestore.media.files import existing_file
 
 
@@ -30,6 +38,7 @@ class VideoInfo:
     duration: float
     audio_rate: int | None
     audio_channels: int | None
+    colour: ColourSpec = DEFAULT_SPEC
 
     @property
     def has_audio(self) -> bool:
@@ -84,6 +93,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         # Half up, not round()'s half-to-even: GRID's MPEG-PS clips state 2.98 s for 75 frames.
         frames = v.frames or math.floor(duration * fps + 0.5)
         a = c.streams.audio[0] if c.streams.audio else None
+        cc = v.codec_context
         return VideoInfo(
             path=p,
             width=v.codec_context.width,
@@ -93,6 +103,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             duration=duration,
             audio_rate=a.codec_context.sample_rate if a else None,
             audio_channels=a.codec_context.channels if a else None,
+            colour=spec_of(cc.colorspace, cc.color_range, cc.pix_fmt or "", cc.height),
         )
 
 
@@ -109,9 +120,22 @@ def _decoded(path: Path) -> Iterator[tuple[np.ndarray, float]]:
                 if t is None:
                     t = 0.0 if last is None else last + step
                 last = t
-                yield frame.to_ndarray(format="rgb24"), t
+                yield frame_to_rgb(frame), t
         except av.error.FFmpegError as e:
             raise InputError(f"cannot decode {path}: {e}") from None
+
+
+def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as RGB uint8 (H, W, 3), converted exactly (``media.colour``) for 8-bit
+    planar Y'CbCr and by swscale for anything else (RGB, 10-bit)."""
+    fmt = frame.format.name
+    if fmt not in SUBSAMPLING:
+        return frame.to_ndarray(format="rgb24")
+    planes = [
+        np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width]
+        for p in frame.planes
+    ]
+    return yuv_to_rgb(planes, spec_of(frame.colorspace, frame.color_range, fmt, frame.height))
 
 
 def _resampled(
@@ -202,6 +226,9 @@ class VideoWriter:
     """Write RGB frames to H.264 (libx264, yuv420p unless ``pix_fmt`` says otherwise, e.g.
     ``yuv444p`` for near-lossless crops) with an optional AAC track.
 
+    Frames are converted to Y'CbCr by ``colour`` (``media.colour``: BT.601 limited range unless
+    told otherwise, e.g. the input's own spec when restoring), and the stream states it.
+
     Odd sizes are padded by one replicated row/column to the even size yuv420p needs.
     The audio is cut or zero-padded to the video's duration (frames / fps) and interleaved
     as frames arrive, so audio and video end together. Use as a context manager; the file
@@ -216,9 +243,12 @@ class VideoWriter:
         preset: str = "medium",
         audio: Audio | None = None,
         pix_fmt: str = "yuv420p",
+        colour: ColourSpec = DEFAULT_SPEC,
     ) -> None:
+        if pix_fmt not in SUBSAMPLING:
+            raise ValueError(f"pix_fmt must be one of {', '.join(SUBSAMPLING)}, got {pix_fmt}")
         self.path = Path(path)
-        self.pix_fmt = pix_fmt
+        self.pix_fmt, self.colour = pix_fmt, colour
         self.rate = Fraction(fps).limit_denominator(1001)
         self.crf, self.preset = crf, preset
         self.audio = audio
@@ -242,7 +272,21 @@ class VideoWriter:
         v = self._container.add_stream("libx264", rate=self.rate)
         v.width, v.height, v.pix_fmt = w, h, self.pix_fmt
         v.options = {"crf": str(self.crf), "preset": self.preset}
+        v.codec_context.colorspace = self.colour.av_colorspace
+        v.codec_context.color_range = self.colour.av_color_range
         return v
+
+    def _frame(self, img: np.ndarray) -> av.VideoFrame:
+        """One RGB image as a Y'CbCr frame of the stream's format, stating its colour spec."""
+        y, cb, cr = rgb_to_yuv(img, self.colour, SUBSAMPLING[self.pix_fmt])
+        if self.pix_fmt.endswith("444p"):
+            frame = av.VideoFrame.from_ndarray(np.stack((y, cb, cr)), format=self.pix_fmt)
+        else:  # PyAV takes the chroma planes' bytes appended below the luma plane
+            packed = np.concatenate((y.ravel(), cb.ravel(), cr.ravel()))
+            frame = av.VideoFrame.from_ndarray(packed.reshape(-1, y.shape[1]), format=self.pix_fmt)
+        frame.colorspace = self.colour.av_colorspace
+        frame.color_range = self.colour.av_color_range
+        return frame
 
     def write(self, frames: np.ndarray) -> None:
         """Append one frame (H, W, 3) or several (n, H, W, 3), RGB uint8."""
@@ -257,7 +301,7 @@ class VideoWriter:
         if self._v is None:
             self._v = self._open_video(*frames.shape[1:3])
         for img in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            frame = self._frame(img)
             frame.pts = self.frames_written
             frame.time_base = 1 / self.rate
             self._container.mux(self._v.encode(frame))

@@ -27,7 +27,7 @@ from avrestore.audio import audio_windows
 from avrestore.errors import InputError
 from avrestore.media.audio import read_audio
 from avrestore.media.files import atomic_path, check_output, existing_file
-from avrestore.media.video import VideoWriter, container_format
+from avrestore.media.video import VideoWriter, container_format, probe
 from avrestore.models.landmark_net import LandmarkNet
 from avrestore.models.weights import resolve_model
 from avrestore.restore.compare import comparison
@@ -177,7 +177,11 @@ def restore_video(
     captions = [f"input (bicubic x{factor})" if factor > 1 else "input", f"restored ({task})"]
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(atomic_path(out))
-        writer = stack.enter_context(VideoWriter(tmp, plan.fps, crf=CRF, audio=sound))
+        # The input's own matrix and range, stated in the output: colours are kept as they are.
+        colour = probe(src).colour
+        writer = stack.enter_context(
+            VideoWriter(tmp, plan.fps, crf=CRF, audio=sound, colour=colour)
+        )
         if compare_path is not None:
             add_pair = stack.enter_context(
                 comparison(compare_path, plan.fps, plan.frames, captions, sound, CRF)
