@@ -25,7 +25,12 @@ Readings where the paper leaves a choice (each explained where it is made):
 - Eq. 9: the stream weight is σ(Σ_c θ(Y) ⊙ φ(AF)), one value per pixel, as EDVR's TSA.
 - Landmarks: 68 Gaussian heatmaps (σ = 2 px at full size), one channel per point.
 - Audio (DAVD-Net's A-subnet): the MFCC window, each coefficient standardised by batch norm,
-  → linear → a C x 4 x 4 map → two Φ_up → 16 x 16, resized to the size of each level.
+  → BiLSTM → linear → a C x 7 x 7 seed → three Φ_up → a 56 x 56 map of the whole face crop,
+  sampled where the frames lie in the face (``AudioEncoder``), so that it means the same on
+  a training patch and on a whole face.
+- Initialisation (not in the paper; ``Modulation``, ``Reconstruction``): the residual head is
+  zero and the modulations are the identity, so a fresh GAVN returns its input exactly and the
+  warm-up stage starts exactly at the stage-1 model.
 - Eq. 16's convolution of a concatenation is written as the sum of one convolution per branch
   (the same function); landmark and audio slices have no bias. A missing input (``audio=None``
   or ``landmarks=None`` on a model that has the branch) then drops its term, exactly as a zero
@@ -209,33 +214,70 @@ class PyramidEncoder(nn.Module):
 
 
 class AudioEncoder(nn.Module):
-    """H_audio: MFCC window (W_a, n_mfcc) -> [F¹_a, F²_a], maps of the two levels' sizes.
+    """H_audio, DAVD-Net's A-subnet: MFCC window (W_a, n_mfcc) -> a map of the whole face crop,
+    sampled at the frames' pixels of the two levels: [F¹_a (1/2), F²_a (1/4)].
 
-    As DAVD-Net's A-subnet: a linear layer makes a small C x 4 x 4 map, upsampling residual
-    blocks grow it to 16 x 16, and it is resized to each level. Speech has no position of its
-    own, so the learned 16 x 16 layout (where on the aligned face it acts) is all there is to
-    place. Batch norm first standardises each coefficient: c0 (log energy) dwarfs the rest.
+    Batch norm standardises each coefficient (c0, the log energy, dwarfs the rest); a
+    bidirectional LSTM reads the window; a linear layer makes a C x 7 x 7 seed and upsampling
+    residual blocks grow it (x2 each). Readings: the linear layer reads the last layer's final
+    states of both directions (2 x hidden), not the flattened sequence, which would give this
+    one layer more parameters than the rest of gavn-small; the blocks stop at 56 x 56 (1/4 of a
+    224 face) rather than the frame size, since the coarser level is 1/4 and the finer one is
+    interpolated.
+
+    The map stands for the whole face crop whatever part of it the frames show: ``crop`` (B, 4)
+    gives each item's ``top, left, face_h, face_w`` in pixels (a training patch's place in its
+    face); the map is sampled bilinearly at the centres of the level's pixels there. Without it
+    the frames are the whole face. So a mouth-shaped activation lands on the mouth in a 96²
+    training patch and in the 224² face at inference alike.
     """
 
-    MAP_SIZE = 4
+    SEED = 7
 
-    def __init__(self, window: int, n_mfcc: int, channels: int, n_blocks: int) -> None:
+    def __init__(
+        self,
+        window: int,
+        n_mfcc: int,
+        channels: int,
+        n_blocks: int,
+        hidden: int = 64,
+        lstm_layers: int = 3,
+        doublings: int = 3,
+    ) -> None:
         super().__init__()
         self.window, self.n_mfcc, self.channels = window, n_mfcc, channels
         self.norm = nn.BatchNorm1d(n_mfcc)
-        self.linear = nn.Linear(window * n_mfcc, channels * self.MAP_SIZE**2)
-        self.up = nn.Sequential(
-            UpsampleBlock(channels, n_blocks), UpsampleBlock(channels, n_blocks)
-        )
+        self.lstm = nn.LSTM(n_mfcc, hidden, lstm_layers, batch_first=True, bidirectional=True)
+        self.linear = nn.Linear(2 * hidden, channels * self.SEED**2)
+        self.up = nn.Sequential(*(UpsampleBlock(channels, n_blocks) for _ in range(doublings)))
 
-    def forward(self, mfcc: Tensor, size: tuple[int, int]) -> list[Tensor]:
-        """Audio features for frames of ``size`` (H, W): at (H/2, W/2) and (H/4, W/4)."""
-        x = lrelu(self.linear(self.norm(mfcc.transpose(1, 2)).flatten(1)))
-        x = self.up(x.view(-1, self.channels, self.MAP_SIZE, self.MAP_SIZE))
-        h, w = size
-        return [
-            F.interpolate(x, (h // s, w // s), mode="bilinear", align_corners=False) for s in (2, 4)
-        ]
+    def face_map(self, mfcc: Tensor) -> Tensor:
+        """The audio's feature map of the whole face, (B, C, 56, 56)."""
+        x = self.norm(mfcc.transpose(1, 2)).transpose(1, 2)
+        _, (h, _) = self.lstm(x)
+        x = lrelu(self.linear(torch.cat((h[-2], h[-1]), 1)))  # last layer: forward, backward
+        return self.up(x.view(-1, self.channels, self.SEED, self.SEED))
+
+    def forward(self, mfcc: Tensor, size: tuple[int, int], crop: Tensor) -> list[Tensor]:
+        """Audio features for frames of ``size`` (H, W) at ``crop``: (H/2, W/2), (H/4, W/4)."""
+        face_map = self.face_map(mfcc)
+        return [_sample_region(face_map, crop, size, s) for s in (2, 4)]
+
+
+def _sample_region(face_map: Tensor, crop: Tensor, size: tuple[int, int], stride: int) -> Tensor:
+    """``face_map`` (B, C, h, w) of whole faces, sampled at the pixel centres of a stride-
+    ``stride`` level of the (H, W) frames that lie at ``crop`` (B, 4: top, left, face_h,
+    face_w) in their faces; beyond the face the border value is held."""
+    h, w = size[0] // stride, size[1] // stride
+    top, left, face_h, face_w = crop.to(face_map.dtype).unbind(1)
+    centres = torch.arange(h, device=face_map.device, dtype=face_map.dtype)
+    ys = (top[:, None] + (centres + 0.5) * stride) / face_h[:, None] * 2 - 1
+    centres = torch.arange(w, device=face_map.device, dtype=face_map.dtype)
+    xs = (left[:, None] + (centres + 0.5) * stride) / face_w[:, None] * 2 - 1
+    grid = torch.stack(torch.broadcast_tensors(xs[:, None, :], ys[:, :, None]), -1)
+    return F.grid_sample(
+        face_map, grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
 
 
 class GuidedBranch(nn.Module):
@@ -269,6 +311,7 @@ class IntraFrameIdentity(nn.Module):
         use_audio: bool,
         audio_window: int,
         n_mfcc: int,
+        audio_hidden: int,
         heatmap_sigma: float,
     ) -> None:
         super().__init__()
@@ -281,33 +324,54 @@ class IntraFrameIdentity(nn.Module):
             else None
         )
         self.audio = (
-            GuidedBranch(AudioEncoder(audio_window, n_mfcc, channels, n_blocks), channels)
+            GuidedBranch(
+                AudioEncoder(audio_window, n_mfcc, channels, n_blocks, audio_hidden), channels
+            )
             if use_audio
             else None
         )
 
     def forward(
-        self, frame: Tensor, landmarks: Tensor | None, audio: Tensor | None
+        self,
+        frame: Tensor,
+        landmarks: Tensor | None,
+        audio: Tensor | None,
+        crop: Tensor,
+        audio_mask: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """frame (B, 3, H, W), landmarks (B, 68, 2) in pixels, audio (B, W_a, n_mfcc)."""
+        """frame (B, 3, H, W), landmarks (B, 68, 2) in pixels, audio (B, W_a, n_mfcc), crop
+        (B, 4) the frame's place in its face; ``audio_mask`` (B,) drops the audio term of the
+        items without speech, exactly as ``audio=None`` does for all."""
         F_f = self.frame(frame)
         terms = [[fuse(f) for fuse, f in zip(self.fuse_frame, F_f, strict=True)]]  # eq. 16
         if self.landmark is not None and landmarks is not None:
             heatmaps = landmark_heatmaps(landmarks, *frame.shape[-2:], sigma=self.heatmap_sigma)
             terms.append(self.landmark(F_f, heatmaps))  # eqs. 12, 14, 16
         if self.audio is not None and audio is not None:
-            terms.append(self.audio(F_f, audio, frame.shape[-2:]))  # eqs. 13, 15, 16
+            term = self.audio(F_f, audio, frame.shape[-2:], crop)  # eqs. 13, 15, 16
+            if audio_mask is not None:
+                term = [t * audio_mask.to(t.dtype)[:, None, None, None] for t in term]
+            terms.append(term)
         I1, I2 = (sum(level) for level in zip(*terms, strict=True))
         return I1, I2
 
 
 class Modulation(nn.Module):
-    """X·Conv(I) + Conv(I): identity features I scale and shift the features X."""
+    """X·Conv(I) + Conv(I): identity features I scale and shift the features X.
+
+    Initialised to the identity (scale 1, shift 0, whatever I is), so that the warm-up stage
+    starts exactly at the stage-1 model and learns how far to depart from it; with PyTorch's
+    default init the stage-1 features would be multiplied by a random ±0.1 and swamped by a
+    random shift, and the frozen temporal module could never win them back.
+    """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.scale = conv3x3(channels, channels)
         self.shift = conv3x3(channels, channels)
+        for conv, bias in ((self.scale, 1.0), (self.shift, 0.0)):
+            nn.init.zeros_(conv.weight)
+            nn.init.constant_(conv.bias, bias)
 
     def forward(self, x: Tensor, identity: Tensor) -> Tensor:
         """Modulate ``x`` by the identity features."""
@@ -327,7 +391,11 @@ class Reconstruction(nn.Module):
         self.up2 = UpsampleBlock(channels, up_blocks[0])  # Φ_up of eq. 17: 1/4 -> 1/2
         self.up1 = UpsampleBlock(channels, up_blocks[1])  # Φ_up of eq. 18: 1/2 -> 1
         self.conv_hr = conv3x3(channels, channels)
+        # Zero: a fresh model returns its input frame exactly and training starts from there
+        # rather than from the input plus a random residual (3.7-4.8 dB below the input).
         self.conv_last = conv3x3(channels, 3)
+        nn.init.zeros_(self.conv_last.weight)
+        nn.init.zeros_(self.conv_last.bias)
 
     def forward(
         self, T: Tensor, frame: Tensor, I1: Tensor | None = None, I2: Tensor | None = None
@@ -359,6 +427,7 @@ class GAVN(nn.Module):
         up_blocks: tuple[int, int] = (10, 2),
         audio_window: int = 21,
         n_mfcc: int = 13,
+        audio_hidden: int = 64,
         heatmap_sigma: float = 2.0,
         use_identity: bool = True,
         use_audio: bool = True,
@@ -379,24 +448,44 @@ class GAVN(nn.Module):
                 self.use_audio,
                 audio_window,
                 n_mfcc,
+                audio_hidden,
                 heatmap_sigma,
             )
             if use_identity
             else None
         )
         self.reconstruction = Reconstruction(channels, tuple(up_blocks), modulated=use_identity)
+        # An evaluation switch: T replaced by zeros measures what the temporal module brings.
+        self.temporal_off = False
+
+    # What evaluation may switch off in a trained model (``avrestore evaluate`` suffixes).
+    ablations = ("audio", "landmarks", "temporal")
 
     def forward(
-        self, frames: Tensor, audio: Tensor | None = None, landmarks: Tensor | None = None
+        self,
+        frames: Tensor,
+        audio: Tensor | None = None,
+        landmarks: Tensor | None = None,
+        crop: Tensor | None = None,
+        audio_mask: Tensor | None = None,
     ) -> Tensor:
-        """Restore the centre frames; audio (B, 2N+1, W_a, n_mfcc), landmarks (B, 2N+1, 68, 2)."""
+        """Restore the centre frames; audio (B, 2N+1, W_a, n_mfcc), landmarks (B, 2N+1, 68, 2).
+
+        ``crop`` (B, 4): where the frames lie in their whole face crop (``top, left, face_h,
+        face_w`` in pixels; a training patch), default the whole face. ``audio_mask`` (B,):
+        which items have speech (default all, when ``audio`` is given).
+        """
         self._check(frames, audio, landmarks)
         b, m, _, h, w = frames.shape
+        if crop is None:
+            crop = frames.new_tensor([0.0, 0.0, h, w]).expand(b, 4)
         k = self.frames_out
         # Reflect-pad right and bottom to a multiple of 16 (landmark coordinates stay valid).
         ph, pw = -h % SIZE_MULTIPLE, -w % SIZE_MULTIPLE
         x = F.pad(frames.flatten(0, 1), (0, pw, 0, ph), mode="reflect").unflatten(0, (b, m))
         T = self.temporal(x).flatten(0, 1)
+        if self.temporal_off:
+            T = torch.zeros_like(T)
         centre = x[:, 2 : m - 2].flatten(0, 1)
         I1 = I2 = None
         if self.identity is not None:
@@ -404,6 +493,8 @@ class GAVN(nn.Module):
                 centre,
                 None if landmarks is None else landmarks.flatten(0, 1),
                 None if audio is None else audio.flatten(0, 1),
+                crop.repeat_interleave(k, 0),
+                None if audio_mask is None else audio_mask.repeat_interleave(k, 0),
             )
         out = self.reconstruction(T, centre, I1, I2).unflatten(0, (b, k))
         return out[..., :h, :w]

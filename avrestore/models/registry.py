@@ -42,6 +42,7 @@ REGISTRY: dict[str, ModelSpec] = {
             "prop_blocks": 1,
             "identity_blocks": 1,
             "up_blocks": (3, 1),
+            "audio_hidden": 32,
         },
         "GAVN for CPU training: 32 channels, 2 deform groups, fewer residual blocks",
     ),
