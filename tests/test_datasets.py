@@ -155,13 +155,76 @@ def test_car_reads_a_whole_clip_copy_compressed_at_crf_45(root: Path, tmp_path: 
     torch.testing.assert_close(item["lq"], want, atol=1e-6, rtol=0)
 
 
-def test_sr_can_keep_the_small_lq(root: Path) -> None:
-    ds = FaceWindowDataset(
-        root, "val", "sr", patch=PATCH, levels=DegradationRanges(downscale=(4, 4)), keep_small=True
+def _uncrop(item: dict, frames: np.ndarray, hq: np.ndarray) -> np.ndarray:
+    """The region of whole frames (T, H, W, 3) that ``item["crop"]`` names, mirrored when the
+    item was (then its ``left`` is counted in the mirrored face): the one whose HQ frames
+    (whole ``hq``, T frames) match the item's."""
+    top, left, h, w = (int(v) for v in item["crop"])
+    size = item["hq"].shape[-1]
+    assert (h, w) == frames.shape[1:3]
+    item_hq = item["hq"].permute(0, 2, 3, 1).numpy()
+    for view in (frames, frames[:, :, ::-1]):
+        mirrored = view is not frames
+        ref = (hq[:, :, ::-1] if mirrored else hq)[2:5, top : top + size, left : left + size]
+        if np.allclose(item_hq, ref / 255, atol=1e-6):
+            return view[:, top : top + size, left : left + size]
+    raise AssertionError("the item's HQ frames are no crop of the clip's")
+
+
+@pytest.mark.parametrize("task", ["deblur", "sr"])
+def test_patches_are_cut_from_the_degraded_whole_frames(root: Path, task: str) -> None:
+    levels = {"deblur": DegradationRanges(blur=(21, 21)), "sr": DegradationRanges(downscale=(4, 4))}
+    ds = FaceWindowDataset(root, "train", task, patch=PATCH, levels=levels[task], seed=2)
+    frames, _ = read_frames(root / "clips" / "grid_bbaf2n" / "face.mp4")
+    whole = ds.lq_clip(ds.clips[0], ds.task.levels()[0])
+    torch.manual_seed(0)
+    for index in range(4):
+        item = ds[index]
+        window = slice(index, index + 7)
+        want = _uncrop(item, whole[window], frames[window]) / 255
+        np.testing.assert_allclose(item["lq"].permute(0, 2, 3, 1).numpy(), want, atol=1e-6)
+        # A blur of the patch alone would differ at its border: the check can fail.
+        clean = _uncrop(item, frames[window], frames[window])
+        patch_only = ds.task.levels()[0](np.ascontiguousarray(clean))
+        assert not np.allclose(patch_only / 255, want, atol=1e-3)
+
+
+def test_predicted_landmarks_are_made_per_level_and_cut_with_the_patch(
+    root: Path, tmp_path: Path
+) -> None:
+    from avrestore.models.landmark_net import LandmarkNet
+    from avrestore.models.weights import save_model
+    from avrestore.train.landmark_cache import predicted_landmarks
+
+    torch.manual_seed(0)
+    net = LandmarkNet().eval()
+    weights = tmp_path / "lm.safetensors"
+    save_model(net, weights, {"type": "landmark-net"})
+    levels = DegradationRanges(blur=(15, 17))  # two levels: 15 and 17
+    ds = FaceWindowDataset(root, "train", "deblur", patch=PATCH, levels=levels, cache=tmp_path)
+    folder = predicted_landmarks([ds], str(weights))
+    made = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.npy"))
+    assert made == sorted(f"blur{k}/{c.clip_id}.npy" for k in (15, 17) for c in ds.clips)
+    clip = ds.clips[0]
+    level = ds.task.levels()[1]
+    cached = np.load(folder / "blur17" / f"{clip.clip_id}.npy")
+    audio = ds.audio_windows(clip)
+    np.testing.assert_allclose(cached, net.predict_frames(ds.lq_clip(clip, level), audio))
+    assert predicted_landmarks([ds], str(weights)) == folder  # made once, then reused
+
+    fixed = FaceWindowDataset(
+        root,
+        "val",
+        "deblur",
+        patch=PATCH,
+        levels=DegradationRanges(blur=(17, 17)),
+        cache=tmp_path,
+        landmark_dir=folder,
     )
-    item = ds[0]
-    assert item["lq_small"].shape == (7, 3, PATCH // 4, PATCH // 4)
-    assert item["lq"].shape == (7, 3, PATCH, PATCH)
+    item = fixed[1]  # frames 3..9, centre crop at (16, 16), no flip
+    assert item["crop"].tolist() == [16, 16, SIZE, SIZE]
+    np.testing.assert_allclose(item["landmarks"].numpy(), cached[5:8] - 16, atol=1e-5)
+    assert not np.allclose(cached[5:8], np.load(clip.folder / "landmarks.npy")[5:8], atol=1)
 
 
 def test_a_clip_without_audio_gives_zeros(root: Path, silent_clip: Path) -> None:

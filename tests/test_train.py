@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from avrestore.errors import InputError
 from avrestore.train.config import apply_overrides
+from avrestore.train.loop import optimiser_for
 from avrestore.train.plan import Position, locate, parse_stages, stage_start
 from avrestore.train.sampler import EpochSampler
 
@@ -44,6 +45,22 @@ def test_plan_locates_every_step_in_its_stage_epoch_and_batch() -> None:
     assert stage_start(2, stages, 5) == 15
     with pytest.raises(InputError):
         parse_stages([{"epochs": 1}])
+
+
+def test_stages_keep_their_learning_rate_unless_they_ask_for_cosine_decay() -> None:
+    constant, cosine = parse_stages(
+        [{"epochs": 1, "lr": 4e-4}, {"epochs": 1, "lr": 4e-4, "schedule": "cosine", "min_lr": 1e-5}]
+    )
+    assert constant.schedule == "constant"  # the paper's: one rate per stage
+    model = torch.nn.Linear(2, 2)
+    for stage, last in ((constant, 4e-4), (cosine, 1e-5)):
+        opt, sched = optimiser_for(model, stage, steps=10)
+        for _ in range(10):
+            opt.step()
+            sched.step()
+        assert sched.get_last_lr()[0] == pytest.approx(last)
+    with pytest.raises(InputError, match="schedule must be one of"):
+        parse_stages([{"epochs": 1, "lr": 1, "schedule": "step"}])
 
 
 def test_sampler_is_seeded_resumable_and_split_across_ranks() -> None:

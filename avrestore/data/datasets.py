@@ -6,10 +6,16 @@ inter-frame temporal module consumes two more on each side; N=1 takes 7 frames i
 - ``lq`` (2N+5, 3, h, w) float32 in [0, 1], same size as ``hq`` (``sr`` is upscaled back);
 - ``hq`` (2N+1, 3, h, w) float32 in [0, 1];
 - ``audio`` (2N+1, 21, 13) float32 MFCC windows of the HQ frames (zeros without audio);
-- ``has_audio`` bool; ``landmarks`` (2N+1, 68, 2) float32 teacher landmarks in patch pixels;
-- ``clip`` str and ``start`` int, the clip frame of ``lq[0]`` (``hq[0]`` is ``start + 2``);
-- ``lq_small`` (2N+5, 3, h/s, w/s), only with ``keep_small`` (the LQ before upscaling back;
-  batches then need one downscale factor, e.g. ``levels=DegradationRanges(downscale=(4, 4))``).
+- ``has_audio`` bool; ``landmarks`` (2N+1, 68, 2) float32 in patch pixels: the teacher's
+  (dlib on the HQ frames), or with ``landmark_dir`` those a landmark network predicted from
+  the same LQ frames (``<landmark_dir>/<level key>/<clip>.npy``, per clip frame, made by the
+  trainer), which is what a restorer gets at deployment;
+- ``crop`` (4,) float32 ``top, left, face_h, face_w``: where the patch lies in its whole face
+  crop (mirrored with the patch), so that maps of the whole face can be cut the same way;
+- ``clip`` str and ``start`` int, the clip frame of ``lq[0]`` (``hq[0]`` is ``start + 2``).
+
+The degradation is applied to whole frames and the patch cut afterwards, as evaluation
+degrades whole frames: a blur of the patch alone would reflect at the patch border.
 
 Training items take a random crop, a coin-flip mirror and levels drawn from a numpy
 Generator seeded by ``seed``, the index and an item seed: given as ``dataset[(index, seed)]``
@@ -39,7 +45,7 @@ from avrestore.data.augment import (
 )
 from avrestore.data.clip_cache import clip_frames
 from avrestore.data.tasks import COMPRESSION_WARMUP, Task, get_task
-from avrestore.degrade import DegradationRanges, upscale
+from avrestore.degrade import Degradation, DegradationRanges
 from avrestore.errors import InputError
 from avrestore.media.audio import read_audio
 
@@ -107,8 +113,8 @@ class FaceWindowDataset(Dataset):
         stride: int | None = None,
         seed: int = 0,
         levels: DegradationRanges | None = None,
-        keep_small: bool = False,
         cache: str | os.PathLike | None = None,
+        landmark_dir: str | os.PathLike | None = None,
     ) -> None:
         self.root = Path(root)
         self.task: Task = get_task(task)
@@ -116,7 +122,8 @@ class FaceWindowDataset(Dataset):
             self.task = Task((levels,), self.task.source_crf)
         if n < 0 or (stride is not None and stride < 1):
             raise InputError(f"need N >= 0 and a stride >= 1, got N={n} and stride={stride}")
-        self.n, self.patch, self.seed, self.keep_small = n, patch, seed, keep_small
+        self.n, self.patch, self.seed = n, patch, seed
+        self.landmark_dir = None if landmark_dir is None else Path(landmark_dir)
         self.train = split == "train" if train is None else train
         self.length = 2 * n + 1 + 2 * MARGIN
         stride = stride if stride is not None else 1 if self.train else 2 * n + 1
@@ -152,7 +159,7 @@ class FaceWindowDataset(Dataset):
             if self.task.source_crf is not None:
                 self._frames(clip, self.task.source_crf)
             if clip.has_audio:
-                self._audio_windows(clip)
+                self.audio_windows(clip)
 
     def _frames(self, clip: PreparedClip, crf: int | None) -> np.ndarray:
         key = (clip.clip_id, crf)
@@ -166,7 +173,8 @@ class FaceWindowDataset(Dataset):
             self._arrays[key] = frames
         return self._arrays[key]
 
-    def _audio_windows(self, clip: PreparedClip) -> np.ndarray:
+    def audio_windows(self, clip: PreparedClip) -> np.ndarray:
+        """The MFCC window (21, 13) of every frame of ``clip`` (which must have audio)."""
         if clip.clip_id not in self._audio:
             audio = read_audio(clip.folder / "audio.wav", rate=AUDIO_RATE)
             assert audio is not None  # a wav always has its one stream
@@ -194,37 +202,51 @@ class FaceWindowDataset(Dataset):
         first = max(0, start - COMPRESSION_WARMUP) if degradation.crf is not None else start
         lq = self._frames(clip, self.task.source_crf)[first:end]
         hq = self._frames(clip, None)[centre]
-        landmarks = np.load(clip.folder / "landmarks.npy", mmap_mode="r")[centre]
+        landmarks = self._landmarks(clip, degradation)[centre]
+        lq = degradation(np.ascontiguousarray(lq), clip.fps)[-self.length :]  # no warm-up
 
+        h, w = clip.size
+        origin = (0, 0)
         if self.patch is not None:
             origin = crop_origin(clip.size, self.patch, rng if self.train else None)
             lq, hq = crop_frames(lq, origin, self.patch), crop_frames(hq, origin, self.patch)
             landmarks = crop_landmarks(landmarks, origin)
+        top, left = origin
         if self.train and rng.random() < 0.5:
             lq, hq = flip_frames(lq), flip_frames(hq)
             landmarks = flip_landmarks(landmarks, hq.shape[2])
-
-        # keep_small: upscaling here rather than in the chain keeps the small frames for free.
-        small = degradation(np.ascontiguousarray(lq), clip.fps, keep_small=True)
-        small = small[-self.length :]  # drop the warm-up frames
-        lq = upscale(small, hq.shape[1:3]) if degradation.downscale is not None else small
-        item = {
+            left = w - hq.shape[2] - left  # the patch's place in the mirrored face
+        return {
             "lq": _to_tensor(lq),
             "hq": _to_tensor(hq),
             "audio": self._item_audio(clip, centre),
             "has_audio": clip.has_audio,
             "landmarks": torch.from_numpy(np.array(landmarks, np.float32)),
+            "crop": torch.tensor([top, left, h, w], dtype=torch.float32),
             "clip": clip.clip_id,
             "start": start,
         }
-        if self.keep_small:
-            item["lq_small"] = _to_tensor(small)
-        return item
+
+    def _landmarks(self, clip: PreparedClip, degradation: Degradation) -> np.ndarray:
+        """(T, 68, 2) landmarks of every frame of ``clip``: teacher or predicted (see above)."""
+        if self.landmark_dir is None:
+            return np.load(clip.folder / "landmarks.npy", mmap_mode="r")
+        path = self.landmark_dir / self.task.key(degradation) / f"{clip.clip_id}.npy"
+        if not path.is_file():
+            raise InputError(f"no predicted landmarks {path}; the trainer makes them first")
+        return np.load(path, mmap_mode="r")
+
+    def lq_clip(self, clip: PreparedClip, degradation: Degradation) -> np.ndarray:
+        """The whole clip's LQ frames (T, H, W, 3) under one degradation without on-the-fly
+        compression (what a landmark network is run on to make ``landmark_dir``)."""
+        if degradation.crf is not None:
+            raise InputError("predicted landmarks need a fixed LQ clip: no on-the-fly compression")
+        return degradation(np.asarray(self._frames(clip, self.task.source_crf)), clip.fps)
 
     def _item_audio(self, clip: PreparedClip, centre: slice) -> torch.Tensor:
         if not clip.has_audio:
             return torch.zeros(centre.stop - centre.start, AUDIO_WIDTH, N_MFCC)
-        return torch.from_numpy(np.array(self._audio_windows(clip)[centre], np.float32))
+        return torch.from_numpy(np.array(self.audio_windows(clip)[centre], np.float32))
 
 
 def _to_tensor(frames: np.ndarray) -> torch.Tensor:

@@ -35,6 +35,21 @@ class Task:
         """Draw the on-the-fly degradation of one item."""
         return self.chains[int(rng.integers(len(self.chains)))].sample(rng)
 
+    def levels(self) -> list[Degradation]:
+        """Every degradation ``sample`` can draw."""
+        return sorted({d for chain in self.chains for d in chain.every_level()}, key=self.key)
+
+    def key(self, degradation: Degradation) -> str:
+        """A name for the LQ frames of one level, e.g. ``crf45`` or ``blur21`` (cache folders)."""
+        steps = {
+            "crf": self.source_crf,
+            "blur": degradation.blur,
+            "down": degradation.downscale,
+            "crfx": degradation.crf,
+        }
+        name = "-".join(f"{k}{v}" for k, v in steps.items() if v is not None)
+        return name or "clean"
+
 
 def _every_chain() -> tuple[DegradationRanges, ...]:
     """Every non-empty chain of the papers' blur, downscale and compression levels."""

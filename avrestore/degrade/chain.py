@@ -90,17 +90,31 @@ class DegradationRanges:
             crf=_draw(rng, self.crf),
         )
 
+    def every_level(self) -> list[Degradation]:
+        """Every degradation ``sample`` can draw."""
+        return [
+            Degradation(blur=b, downscale=d, crf=c)
+            for b in _choices(self.blur, odd=True)
+            for d in _choices(self.downscale)
+            for c in _choices(self.crf)
+        ]
 
-def _draw(rng: np.random.Generator, bounds: Range | None, odd: bool = False) -> int | None:
+
+def _choices(bounds: Range | None, odd: bool = False) -> list[int | None]:
     if bounds is None:
-        return None
+        return [None]
     low, high = bounds
     if low > high:
         raise InputError(f"range {low}-{high} runs backwards")
     choices = np.arange(low, high + 1)
     if odd and low < high:  # a fixed level is left to Degradation, whose message is clearer
         choices = choices[choices % 2 == 1]
-    return int(rng.choice(choices))
+    return [int(c) for c in choices]
+
+
+def _draw(rng: np.random.Generator, bounds: Range | None, odd: bool = False) -> int | None:
+    choices = _choices(bounds, odd)
+    return choices[int(rng.integers(len(choices)))]
 
 
 # The training levels of the papers, one task each: compression artefact removal at CRF 45,

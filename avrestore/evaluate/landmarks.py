@@ -42,20 +42,11 @@ class PredictedLandmarks:
     def __init__(self, net: LandmarkNet, label: str, device: str | torch.device) -> None:
         self.net, self.label, self.device = net.to(device).eval(), label, device
 
-    @torch.inference_mode()
     def __call__(self, clip: EvalClip) -> np.ndarray:
         """Landmarks of every LQ frame (the audio branch gets None on a silent clip)."""
         encoder = self.net.audio
         audio = None if encoder is None else clip.audio_windows(encoder.window, encoder.n_mfcc)
-        out = []
-        for s in range(0, clip.frames, FRAMES_PER_CALL):
-            x = torch.from_numpy(np.array(clip.lq[s : s + FRAMES_PER_CALL])).to(self.device)
-            a = None if audio is None else torch.from_numpy(audio[s : s + FRAMES_PER_CALL])
-            y = self.net(
-                x.permute(0, 3, 1, 2).float() / 255, None if a is None else a.to(self.device)
-            )
-            out.append(y.float().cpu().numpy())
-        return np.concatenate(out)
+        return self.net.predict_frames(clip.lq, audio, FRAMES_PER_CALL)
 
 
 def landmark_source(name: str | None, teacher: bool, device: str | torch.device) -> LandmarkSource:

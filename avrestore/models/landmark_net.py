@@ -10,6 +10,7 @@ needs Euler-angle labels we do not have and is not used at inference.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -147,7 +148,8 @@ class LandmarkNet(nn.Module):
         # Channels-last lets oneDNN run the 1x1 and depthwise convolutions (about 2x on CPU).
         x = frames.contiguous(memory_format=torch.channels_last)
         if (h, w) != (INPUT_SIZE, INPUT_SIZE):
-            x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear")
+            # Antialiased: a 224 face halved by plain bilinear sampling would alias.
+            x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True)
         s1 = self.bottlenecks(self.stem(x))
         s2 = self.conv7(s1)
         s3 = self.conv8(s2)
@@ -158,6 +160,24 @@ class LandmarkNet(nn.Module):
         uv = self.head(torch.cat(features, 1)).view(-1, N_LANDMARKS, 2)
         # uv is a fraction of the image extent; pixel centres sit half a pixel in.
         return uv * uv.new_tensor([w, h]) - 0.5
+
+    @torch.inference_mode()
+    def predict_frames(
+        self, frames: np.ndarray, audio: np.ndarray | None = None, batch: int = 32
+    ) -> np.ndarray:
+        """Landmarks (T, 68, 2) float32 of RGB uint8 frames (T, H, W, 3), with their MFCC
+        windows (T, W_a, n_mfcc) or None, in batches of ``batch`` frames (eval mode)."""
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        out = []
+        for s in range(0, len(frames), batch):
+            x = torch.from_numpy(np.array(frames[s : s + batch])).to(device)
+            a = None if audio is None else torch.from_numpy(np.array(audio[s : s + batch]))
+            y = self(x.permute(0, 3, 1, 2).float() / 255, None if a is None else a.to(device))
+            out.append(y.float().cpu().numpy())
+        self.train(was_training)
+        return np.concatenate(out) if out else np.zeros((0, N_LANDMARKS, 2), np.float32)
 
 
 def landmark_loss(pred: Tensor, target: Tensor, size: tuple[int, int]) -> Tensor:

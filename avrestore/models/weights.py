@@ -67,12 +67,17 @@ def load_model(path: str | os.PathLike) -> nn.Module:
     return model.eval()
 
 
-def resolve_model(name_or_path: str) -> nn.Module:
-    """A model from a weights path, or a shipped checkpoint named ``weights/<name>.safetensors``."""
+def weights_path(name_or_path: str) -> Path:
+    """The file a weights path or a shipped name (``weights/<name>.safetensors``) stands for."""
     p = Path(name_or_path)
     if p.suffix == ".safetensors" or p.exists():
+        return p
+    return WEIGHTS_DIR / f"{name_or_path}.safetensors"
+
+
+def resolve_model(name_or_path: str) -> nn.Module:
+    """A model from a weights path, or a shipped checkpoint named ``weights/<name>.safetensors``."""
+    p = weights_path(name_or_path)
+    if p.is_file():
         return load_model(p)
-    shipped = WEIGHTS_DIR / f"{name_or_path}.safetensors"
-    if shipped.is_file():
-        return load_model(shipped)
-    raise InputError(f"no weights for {name_or_path!r}: not a file, nor {shipped}")
+    raise InputError(f"no weights for {name_or_path!r}: not a file, nor {p}")

@@ -29,8 +29,17 @@ class Restoration:
     """Frames in, frames out; Charbonnier loss against the HQ frames; PSNR on validation."""
 
     def predict(self, model: nn.Module, batch: dict, device: torch.device) -> Tensor:
-        """The model's restored frames (B, 2N+1, 3, H, W)."""
-        return model(batch["lq"].to(device), _audio(batch, device), batch["landmarks"].to(device))
+        """The model's restored frames (B, 2N+1, 3, H, W); items without speech get no audio
+        term (``audio_mask``), the rest keep theirs."""
+        has_audio = torch.as_tensor(batch["has_audio"])
+        audio = batch["audio"].to(device) if bool(has_audio.any()) else None
+        return model(
+            batch["lq"].to(device),
+            audio,
+            batch["landmarks"].to(device),
+            crop=batch["crop"].to(device),
+            audio_mask=None if audio is None else has_audio.to(device),
+        )
 
     def loss(self, model: nn.Module, batch: dict, device: torch.device) -> Tensor:
         """Charbonnier loss of the restored frames (eq. 19 of GAVN, ε = 1e-3)."""

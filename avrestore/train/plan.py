@@ -17,14 +17,22 @@ from avrestore.errors import InputError
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage of training: a model variant and an optimisation schedule."""
+    """One stage of training: a model variant and an optimisation schedule.
+
+    ``schedule``: ``constant`` (the paper's: one learning rate per stage) or ``cosine``
+    (decay to ``min_lr`` over the stage).
+    """
 
     name: str
     epochs: int
     lr: float
     model: dict[str, Any] = field(default_factory=dict)
     freeze: tuple[str, ...] = ()
+    schedule: str = "constant"
     min_lr: float = 1e-7
+
+
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -50,11 +58,17 @@ def parse_stages(items: list[dict[str, Any]]) -> list[Stage]:
                     lr=float(item["lr"]),
                     model=dict(item.get("model") or {}),
                     freeze=tuple(item.get("freeze") or ()),
+                    schedule=str(item.get("schedule", "constant")),
                     min_lr=float(item.get("min_lr", 1e-7)),
                 )
             )
         except (KeyError, TypeError, ValueError) as e:
             raise InputError(f"train.stages[{i}] needs epochs and lr ({e})") from None
+        if stages[-1].schedule not in SCHEDULES:
+            raise InputError(
+                f"train.stages[{i}].schedule must be one of {', '.join(SCHEDULES)}, "
+                f"got {stages[-1].schedule!r}"
+            )
     return stages
 
 
