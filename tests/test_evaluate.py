@@ -51,11 +51,16 @@ def raw_dir(talking_heads: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """An untrained tiny GAVN and an untrained landmark net, saved as shipped weights are."""
+    """A tiny GAVN moved off its identity init (as training would) and an untrained landmark
+    net, saved as shipped weights are."""
     folder = tmp_path_factory.mktemp("weights")
     torch.manual_seed(0)
     paths = {"tiny": folder / "tiny.safetensors", "landmarks": folder / "lm.safetensors"}
-    save_model(build("gavn-small", **TINY), paths["tiny"], {"type": "gavn-small", **TINY})
+    tiny = build("gavn-small", **TINY)
+    with torch.no_grad():
+        for p in tiny.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    save_model(tiny, paths["tiny"], {"type": "gavn-small", **TINY})
     save_model(build("landmark-net"), paths["landmarks"], {"type": "landmark-net"})
     return paths
 
@@ -65,7 +70,9 @@ def evaluated(raw_dir, weights, tmp_path_factory, one_thread) -> Path:
     """The folder of one ``avrestore evaluate`` run: r.json, r.md, r.png, cache/."""
     out = tmp_path_factory.mktemp("evaluated")
     args = ["evaluate", "--task", "sr", "--level", str(SCALE), "--data", str(raw_dir)]
-    args += ["--models", f"input,bicubic,{weights['tiny']}", "--max-frames", str(FRAMES)]
+    tiny = weights["tiny"]
+    args += ["--models", f"input,bicubic,{tiny},{tiny}:no-temporal:no-audio"]
+    args += ["--max-frames", str(FRAMES)]
     args += ["--landmark-model", str(weights["landmarks"]), "--every", "6"]
     args += ["--cache", str(out / "cache"), "--json", str(out / "r.json")]
     args += ["--markdown", str(out / "r.md"), "--png", str(out / "r.png")]
@@ -87,7 +94,9 @@ def test_json_has_every_model_and_metric(evaluated: Path, weights: dict[str, Pat
     assert (r["task"], r["level"], r["clips"], r["frames"]) == ("sr", SCALE, 2, 2 * FRAMES)
     assert r["clip_ids"] == [Path(g).stem for g in GRID]
     assert r["landmarks"] == str(weights["landmarks"])
-    assert list(r["models"]) == ["input", "bicubic", "tiny"]
+    assert list(r["models"]) == ["input", "bicubic", "tiny", "tiny:no-temporal:no-audio"]
+    # The ablated run is the same checkpoint with T zeroed and no audio: a different result.
+    assert r["models"]["tiny:no-temporal:no-audio"]["psnr"] != r["models"]["tiny"]["psnr"]
     for name, row in r["models"].items():
         assert set(row) == set(REPORTED), name
         for key, value in row.items():
@@ -121,7 +130,7 @@ def test_markdown_table_has_a_row_per_model_and_bolds_the_best(evaluated: Path) 
     header = next(line for line in lines if line.startswith("| Method"))
     assert "PSNR ↑" in header and "LMD ↓" in header and "NIQE" not in header
     rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ")}
-    assert set(rows) == {"Method", "input", "bicubic", "tiny"}
+    assert set(rows) == {"Method", "input", "bicubic", "tiny", "tiny:no-temporal:no-audio"}
     models = _results(evaluated)["models"]
     best = max(models, key=lambda m: models[m]["psnr"])
     assert f"**{models[best]['psnr']:.2f}**" in rows[best]
@@ -131,7 +140,7 @@ def test_markdown_table_has_a_row_per_model_and_bolds_the_best(evaluated: Path) 
 def test_png_shows_every_model_and_the_hq_frame(evaluated: Path) -> None:
     grid = cv2.imread(str(evaluated / "r.png"))
     assert grid is not None
-    assert grid.shape[0] > 224 and grid.shape[1] >= 4 * 224
+    assert grid.shape[0] > 224 and grid.shape[1] >= 5 * 224
 
 
 def test_second_run_reuses_the_cache(evaluated: Path, raw_dir: Path, one_thread) -> None:
@@ -151,6 +160,8 @@ def test_second_run_reuses_the_cache(evaluated: Path, raw_dir: Path, one_thread)
     [
         ("sr", 4, ["input", "nosuchmodel"], {}, "nosuchmodel"),
         ("sr", 4, ["input", "input"], {}, "twice"),
+        ("sr", 4, ["tiny:no-wings"], {}, "can switch off audio, landmarks, temporal"),
+        ("sr", 4, ["tiny:off"], {}, "suffixes are :no-<part>"),
         ("car", 45, ["bicubic"], {}, "bicubic applies"),
         ("denoise", 1, ["input"], {}, "unknown task"),
         ("deblur", 14, ["input"], {}, "--level 14"),
@@ -167,7 +178,11 @@ def test_second_run_reuses_the_cache(evaluated: Path, raw_dir: Path, one_thread)
 def test_bad_input_is_refused_before_any_work(
     raw_dir, weights, tmp_path, task, level, models, options, message
 ) -> None:
-    models = [str(weights[m]) if m in weights else m for m in models]
+    def path(model: str) -> str:
+        base, sep, off = model.partition(":")
+        return (str(weights[base]) if base in weights else base) + sep + off
+
+    models = [path(m) for m in models]
     landmark_model = options.get("landmark_model")
     data = tmp_path / options["data"] if "data" in options else raw_dir
     with pytest.raises(InputError, match=message):

@@ -1,5 +1,9 @@
 """The methods compared: the degraded ``input``, ``bicubic`` upscaling, and networks given by
-a registered name with shipped weights or a ``.safetensors`` path."""
+a registered name with shipped weights or a ``.safetensors`` path.
+
+A network name may end in ablations the model declares (``ablations``), each ``:no-<part>``:
+``gavn-small-car:no-audio`` runs the checkpoint without its audio input, ``:no-landmarks``
+without landmarks, ``:no-temporal`` with GAVN's temporal features T replaced by zeros."""
 
 from __future__ import annotations
 
@@ -70,14 +74,23 @@ class Network:
     landmarks: LandmarkSource | None
     batch: int
     device: str | torch.device
+    off: frozenset[str] = frozenset()
 
     def restore(self, clip: EvalClip) -> np.ndarray:
         """The restored frames; audio windows and landmarks only for models that take them
-        (a silent clip runs with the audio branch off)."""
+        and have them on (a silent clip runs with the audio branch off)."""
         m = self.model
-        audio = clip.audio_windows(m.audio_window, m.n_mfcc) if uses(m, "audio") else None
-        marks = self.landmarks(clip) if self.landmarks is not None else None
-        return restore_sequence(m, clip.lq, audio, marks, self.batch, self.device)
+        audio = None
+        if uses(m, "audio") and "audio" not in self.off:
+            audio = clip.audio_windows(m.audio_window, m.n_mfcc)
+        marks = None
+        if self.landmarks is not None and "landmarks" not in self.off:
+            marks = self.landmarks(clip)
+        m.temporal_off = "temporal" in self.off
+        try:
+            return restore_sequence(m, clip.lq, audio, marks, self.batch, self.device)
+        finally:
+            m.temporal_off = False
 
 
 def uses(model: nn.Module, branch: str) -> bool:
@@ -86,8 +99,11 @@ def uses(model: nn.Module, branch: str) -> bool:
 
 
 def labels(names: Sequence[str]) -> list[str]:
-    """Row labels: the file stem of a weights path, unless two stems clash."""
-    stems = [Path(n).stem if n.endswith(".safetensors") else n for n in names]
+    """Row labels: the file stem of a weights path (and its ablations), unless two clash."""
+    stems = []
+    for name in names:
+        base, sep, off = name.partition(":")
+        stems.append((Path(base).stem if base.endswith(".safetensors") else base) + sep + off)
     return stems if len(set(stems)) == len(stems) else list(names)
 
 
@@ -110,7 +126,15 @@ def build_methods(
         raise InputError("bicubic applies to the tasks that downscale (sr, mixed)")
     if batch < 1:
         raise InputError(f"--batch must be at least 1, got {batch}")
-    networks = {n: _load_network(n, device) for n in names if n not in REFERENCES}
+    parsed = {n: _ablations(n) for n in names if n not in REFERENCES}
+    loaded = {base: _load_network(base, device) for base, _ in parsed.values()}
+    networks = {n: loaded[base] for n, (base, _) in parsed.items()}
+    for n, (base, off) in parsed.items():
+        known = set(getattr(networks[n], "ablations", ()))
+        if not off <= known:
+            raise InputError(
+                f"--models {n}: {base} can switch off {', '.join(sorted(known)) or 'nothing'}"
+            )
     source = None
     if any(uses(m, "landmarks") for m in networks.values()):
         source = landmark_source(landmark_model, teacher_landmarks, device)
@@ -123,8 +147,17 @@ def build_methods(
         else:
             model = networks[name]
             marks = source if uses(model, "landmarks") else None
-            methods.append(Network(label, model, marks, batch, device))
+            methods.append(Network(label, model, marks, batch, device, parsed[name][1]))
     return methods
+
+
+def _ablations(name: str) -> tuple[str, frozenset[str]]:
+    """``model:no-a:no-b`` -> (``model``, {a, b}); InputError for a malformed suffix."""
+    base, *suffixes = name.split(":")
+    bad = [x for x in suffixes if not x.startswith("no-") or len(x) <= 3]
+    if bad:
+        raise InputError(f"--models {name}: suffixes are :no-<part>, got :{bad[0]}")
+    return base, frozenset(x[3:] for x in suffixes)
 
 
 def _load_network(name: str, device: str | torch.device) -> nn.Module:
