@@ -93,6 +93,17 @@ def test_demo_restores_the_blurred_sample_and_measures_the_face_gain(
     assert len(face) == 2 and face[1] > face[0]  # the shipped deblurring model gains
 
 
+def test_demo_refuses_an_unknown_task_or_a_missing_clip(tmp_path: Path) -> None:
+    for args, message in (
+        (("--task", "denoise"), "--task must be one of car, deblur, sr"),
+        (("--task", "car", "--clip", str(tmp_path / "none.mp4")), "none.mp4"),
+    ):
+        r = run_cli("demo", "--out", tmp_path / "out", *args)
+        assert r.returncode == 2 and r.stderr.startswith("avrestore: error:"), r.stderr
+        assert message in r.stderr and r.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
 def _audio_only(folder: Path) -> Path:
     path = folder / "speech.wav"
     sf.write(path, np.zeros(16000, np.float32), 16000)

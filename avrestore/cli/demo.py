@@ -1,8 +1,10 @@
-"""``avrestore demo``: blur the sample clip, restore it with the shipped deblurring model, and
-show original | degraded | restored with the measured gain.
+"""``avrestore demo``: degrade a clip (the sample by default) as a task's evaluation does,
+restore it with the task's shipped model, and show original | degraded | restored with the
+measured gain over the whole frame and the face box.
 
-Deblurring is the demo's task because it is where the CPU-trained ``gavn-small`` checkpoints
-gain most so far (see ``weights/*.md``).
+Deblurring is the default task because it is where the CPU-trained ``gavn-small`` checkpoints
+gain most (see ``weights/*.md``); ``--task car --clip VIDEO`` measures a whole-frame CRF 45
+copy of any video the same way.
 """
 
 from __future__ import annotations
@@ -13,16 +15,20 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from avrestore.degrade import Degradation, degrade_video
+from avrestore.degrade import degrade_video, upscale
 from avrestore.errors import InputError
+from avrestore.evaluate.protocol import degradation_for
 from avrestore.faces.detect import FaceDetector
+from avrestore.media.files import existing_file
 from avrestore.media.images import side_by_side, write_png
 from avrestore.media.video import probe, read_frames
 from avrestore.quality import video_psnr
 from avrestore.restore.video import restore_video
 from avrestore.samples import sample_path
 
-DEMO_TASK, DEMO_BLUR = "deblur", 21
+# The level each task is shown at: the one its shipped checkpoint is evaluated at.
+DEMO_LEVELS = {"car": 45, "deblur": 21, "sr": 4}
+LEVEL_NAMES = {"car": "CRF {}", "deblur": "blurred, k={}", "sr": "x{} down, bicubic up"}
 
 
 def _output_folder(out: Path) -> Path:
@@ -52,21 +58,39 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the videos and the PNG.")] = Path(
         "demo_out"
     ),
+    task: Annotated[
+        str, typer.Option(help="car (CRF 45), deblur (k 21) or sr (x4): degrade, then restore.")
+    ] = "deblur",
+    clip: Annotated[
+        Path | None, typer.Option(help="A video to use instead of the sample clip.")
+    ] = None,
 ) -> None:
-    """Blur the sample clip (k=21), restore it with the shipped gavn-small-deblur, and write
-    both videos (audio kept) and a PNG of the middle frame with whole-frame and face PSNR."""
-    src = sample_path()
+    """Degrade the sample clip (or --clip) as --task is evaluated, restore it with the shipped
+    gavn-small-TASK, and write both videos (audio kept) and a PNG of the middle frame with
+    whole-frame and face-box PSNR against the original."""
+    if task not in DEMO_LEVELS:
+        raise InputError(f"--task must be one of {', '.join(DEMO_LEVELS)}, got {task!r}")
+    src = sample_path() if clip is None else existing_file(clip)
     folder = _output_folder(out)
-    print(f"sample: {src}")
-    degraded_path = degrade_video(src, folder / "degraded.mp4", Degradation(blur=DEMO_BLUR))
-    summary = restore_video(degraded_path, folder / "restored.mp4", DEMO_TASK, progress=True)
+    print(f"clip: {src}")
+    level = DEMO_LEVELS[task]
+    small = task == "sr"  # sr restores the small video, as a user's low-resolution one
+    degraded_path = degrade_video(
+        src, folder / "degraded.mp4", degradation_for(task, level), keep_small=small
+    )
+    summary = restore_video(
+        degraded_path, folder / "restored.mp4", task, scale=level if small else None, progress=True
+    )
     fps = probe(src).fps
+    original = read_frames(src, fps=fps)[0]
+    degraded = read_frames(degraded_path, fps=fps)[0]
+    if small:
+        degraded = upscale(degraded, original.shape[1:3])
     videos = {
-        "original": read_frames(src, fps=fps)[0],
-        f"blurred, k={DEMO_BLUR}": read_frames(degraded_path, fps=fps)[0],
+        "original": original,
+        LEVEL_NAMES[task].format(level): degraded,
         "restored, gavn-small": read_frames(summary.output, fps=fps)[0],
     }
-    original = videos["original"]
     middle = len(original) // 2
     rows, cols = _face_box(original[middle])
     tiles, captions = [], []
