@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +93,17 @@ def test_demo_restores_the_blurred_sample_and_measures_the_face_gain(
         assert info.has_audio and info.frame_count == source.frame_count
     face = [float(x) for x in re.findall(r"face PSNR\s+([\d.]+) dB", result.stdout)]
     assert len(face) == 2 and face[1] > face[0]  # the shipped deblurring model gains
+
+
+def test_the_command_line_loads_no_heavy_library_until_a_command_runs() -> None:
+    code = (
+        "import sys, avrestore.cli\n"
+        "print(sorted({'torch', 'cv2', 'av', 'dlib', 'scipy'} & set(sys.modules)))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+    helped = run_cli("degrade", "--help")
+    assert helped.returncode == 0 and "--compress" in helped.stdout
 
 
 def test_demo_refuses_an_unknown_task_or_a_missing_clip(tmp_path: Path) -> None:

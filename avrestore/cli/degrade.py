@@ -7,10 +7,8 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
-from avrestore.degrade import DegradationRanges, degrade_video
 from avrestore.errors import InputError
 
 _LEVEL = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
@@ -52,6 +50,11 @@ def degrade(
 ) -> None:
     """Blur, then downscale, then compress INPUT, keeping its audio and (unless --keep-small)
     its size. Without --compress the output is encoded visually lossless (CRF 10)."""
+    # Imported here: `avrestore --help` must not load torch, cv2, av or dlib.
+    import numpy as np
+
+    from avrestore.degrade import DegradationRanges, degrade_video
+
     ranges = DegradationRanges(
         blur=parse_level(blur, "--blur"),
         downscale=parse_level(downscale, "--downscale"),

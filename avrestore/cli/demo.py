@@ -10,21 +10,14 @@ copy of any video the same way.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 
-from avrestore.degrade import degrade_video, upscale
 from avrestore.errors import InputError
-from avrestore.evaluate.protocol import degradation_for
-from avrestore.faces.detect import FaceDetector
-from avrestore.media.files import existing_file
-from avrestore.media.images import side_by_side, write_png
-from avrestore.media.video import probe, read_frames
-from avrestore.quality import video_psnr
-from avrestore.restore.video import restore_video
-from avrestore.samples import sample_path
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # The level each task is shown at: the one its shipped checkpoint is evaluated at.
 DEMO_LEVELS = {"car": 45, "deblur": 21, "sr": 4}
@@ -46,6 +39,10 @@ def _output_folder(out: Path) -> Path:
 
 def _face_box(frame: np.ndarray) -> tuple[slice, slice]:
     """Rows and columns of the largest face the detector finds (the whole frame if none)."""
+    import numpy as np
+
+    from avrestore.faces.detect import FaceDetector
+
     boxes, _ = FaceDetector().detect(frame)
     if not len(boxes):
         return slice(None), slice(None)
@@ -68,6 +65,16 @@ def demo(
     """Degrade the sample clip (or --clip) as --task is evaluated, restore it with the shipped
     gavn-small-TASK, and write both videos (audio kept) and a PNG of the middle frame with
     whole-frame and face-box PSNR against the original."""
+    # Imported here: `avrestore --help` must not load torch, cv2, av or dlib.
+    from avrestore.degrade import degrade_video, upscale
+    from avrestore.evaluate.protocol import degradation_for
+    from avrestore.media.files import existing_file
+    from avrestore.media.images import side_by_side, write_png
+    from avrestore.media.video import probe, read_frames
+    from avrestore.quality import video_psnr
+    from avrestore.restore.video import restore_video
+    from avrestore.samples import sample_path
+
     if task not in DEMO_LEVELS:
         raise InputError(f"--task must be one of {', '.join(DEMO_LEVELS)}, got {task!r}")
     src = sample_path() if clip is None else existing_file(clip)

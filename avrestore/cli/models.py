@@ -7,12 +7,12 @@ from typing import Annotated
 
 import typer
 
-from avrestore.models.complexity import count_parameters, measure, restores_frames
-from avrestore.models.registry import REGISTRY, build
-
 
 def _describe(name: str, size: int) -> dict[str, object]:
     """One model's row: parameters always; cost and frame counts if it follows the protocol."""
+    from avrestore.models.complexity import count_parameters, measure, restores_frames
+    from avrestore.models.registry import REGISTRY, build
+
     model = build(name)
     row: dict[str, object] = {"name": name, "params": count_parameters(model)}
     if restores_frames(model):
@@ -36,6 +36,9 @@ def models(
 ) -> None:
     """List the registered models: parameters, GMACs per restored frame (multiply-accumulates,
     i.e. half the FLOPs; deformable sampling not counted) and frames in -> out."""
+    # Imported here: `avrestore --help` must not load torch, cv2, av or dlib.
+    from avrestore.models.registry import REGISTRY
+
     rows = [_describe(name, size) for name in sorted(REGISTRY)]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))

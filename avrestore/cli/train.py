@@ -7,9 +7,6 @@ from typing import Annotated
 
 import typer
 
-from avrestore.train.config import load_config
-from avrestore.train.loop import train as run_training
-
 
 def train(
     config: Annotated[Path, typer.Argument(help="Experiment YAML (see configs/).")],
@@ -22,6 +19,10 @@ def train(
     ] = None,
 ) -> None:
     """Train a model through its configured stages; under torchrun, one process per device."""
+    # Imported here: `avrestore --help` must not load torch, cv2, av or dlib.
+    from avrestore.train.config import load_config
+    from avrestore.train.loop import train as run_training
+
     cfg = load_config(config, overrides or [])
     out = run_dir or Path("runs") / str(cfg.get("name", config.stem))
     final = run_training(cfg, out, resume=resume)

@@ -11,8 +11,12 @@
 
 from __future__ import annotations
 
-from avrestore.degrade import Degradation
+from typing import TYPE_CHECKING
+
 from avrestore.errors import InputError
+
+if TYPE_CHECKING:  # the CLI reads this module's names for --help without loading codecs
+    from avrestore.degrade import Degradation
 
 MIXED_BLUR, MIXED_DOWNSCALE = 15, 2
 
@@ -28,6 +32,8 @@ TASKS = tuple(LEVEL_MEANING)
 def degradation_for(task: str, level: int) -> Degradation:
     """The degradation of ``task`` at ``level``; InputError for an unknown task or a level
     that does not fit it."""
+    from avrestore.degrade import Degradation
+
     if task not in TASKS:
         raise InputError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     try:
