@@ -69,15 +69,15 @@ def evaluate(
     landmark_model: Annotated[
         str | None,
         typer.Option(
-            help="Landmark net for models taking landmarks: a shipped name or a .safetensors "
-            "path (default: landmark-net)."
+            help="Landmarks for models taking them, found on the LQ frames: dlib (the default, "
+            "as restore) or a landmark network's shipped name or .safetensors path."
         ),
     ] = None,
     teacher_landmarks: Annotated[
         bool,
         typer.Option(
-            help="Give models the HQ crops' dlib landmarks instead of the landmark net's "
-            "predictions on the LQ frames (an upper bound; not possible in deployment)."
+            help="Give models the HQ crops' dlib landmarks instead of those found on the LQ "
+            "frames (an upper bound; not possible in deployment)."
         ),
     ] = False,
     cache: Annotated[

@@ -27,9 +27,11 @@ def restore(
     landmark_model: Annotated[
         str,
         typer.Option(
-            metavar="NAME|PATH", help="Landmark network for models with a landmark branch."
+            metavar="dlib|NAME|PATH",
+            help="Landmarks for models with a landmark branch: dlib on the face crop (what the "
+            "shipped models trained with) or a landmark network's shipped name or weights.",
         ),
-    ] = "landmark-net",
+    ] = "dlib",
     compare: Annotated[
         Path | None,
         typer.Option(

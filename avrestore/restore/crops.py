@@ -1,5 +1,5 @@
 """Restore runs of face crops with a model and the guidance it takes: per frame, the MFCC
-window of the speech around it and the 68 landmarks the landmark network finds on the crop."""
+window of the speech around it and the 68 landmarks a landmarker finds on the LQ crop."""
 
 from __future__ import annotations
 
@@ -7,31 +7,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from avrestore.models.landmarkers import Landmarker
 from avrestore.restore.window import restore_sequence
-
-LANDMARK_BATCH = 32
-
-
-@torch.inference_mode()
-def predict_landmarks(
-    net: nn.Module, crops: np.ndarray, audio: np.ndarray | None, device: str | torch.device
-) -> np.ndarray:
-    """Landmarks (n, 68, 2) float32 in crop pixels for crops (n, S, S, 3) uint8 and their MFCC
-    windows (n, W_a, n_mfcc) or None."""
-    out = []
-    for i in range(0, len(crops), LANDMARK_BATCH):
-        x = torch.from_numpy(crops[i : i + LANDMARK_BATCH]).to(device)
-        x = x.permute(0, 3, 1, 2).float() / 255
-        a = None if audio is None else torch.from_numpy(audio[i : i + LANDMARK_BATCH]).to(device)
-        out.append(net(x, a).float().cpu().numpy())
-    return np.concatenate(out).astype(np.float32)
 
 
 class FaceRestorer:
     """Restores the crops of frames ``first .. first + n`` of a video (a ``RestoreFn``).
 
     ``audio`` holds the MFCC windows of every frame of the video (T, W_a, n_mfcc), or None
-    when it has no audio track; ``landmark_net`` is used only if the model has a landmark
+    when it has no audio track; ``landmarker`` is used only if the model has a landmark
     branch (``use_landmarks``), and the windows go to each network that takes audio.
     """
 
@@ -39,13 +23,13 @@ class FaceRestorer:
         self,
         model: nn.Module,
         audio: np.ndarray | None = None,
-        landmark_net: nn.Module | None = None,
+        landmarker: Landmarker | None = None,
         batch: int = 1,
         device: str | torch.device = "cpu",
     ) -> None:
         self.model = model
         self.audio = audio
-        self.landmark_net = landmark_net if getattr(model, "use_landmarks", False) else None
+        self.landmarker = landmarker if getattr(model, "use_landmarks", False) else None
         self.uses_audio = bool(getattr(model, "use_audio", False))
         self.batch, self.device = batch, device
 
@@ -63,8 +47,8 @@ class FaceRestorer:
         """Restored crops (n, S, S, 3) uint8 of frames ``first .. first + n``."""
         audio = None if self.audio is None else self.audio[first : first + len(crops)]
         landmarks = None
-        if self.landmark_net is not None:
-            landmarks = predict_landmarks(self.landmark_net, crops, audio, self.device)
+        if self.landmarker is not None:
+            landmarks = self.landmarker.predict_frames(crops, audio)
         return restore_sequence(
             self.model,
             crops,

@@ -29,6 +29,7 @@ from avrestore.media.audio import read_audio
 from avrestore.media.files import atomic_path, check_output, existing_file
 from avrestore.media.video import VideoWriter, container_format, probe
 from avrestore.models.landmark_net import LandmarkNet
+from avrestore.models.landmarkers import DEFAULT_LANDMARKER, Landmarker, load_landmarker
 from avrestore.models.weights import resolve_model
 from avrestore.restore.compare import comparison
 from avrestore.restore.crops import FaceRestorer
@@ -36,7 +37,6 @@ from avrestore.restore.stream import plan_restoration, restored_frames
 
 TASKS = ("car", "deblur", "sr")
 DEFAULT_SCALE = 4  # the papers' usual super-resolution factor
-DEFAULT_LANDMARK_MODEL = "landmark-net"
 CRF = 16  # visually transparent for the restored faces, and for the untouched rest
 AUDIO_RATE = 16000  # the MFCCs the models were trained on are of 16 kHz speech
 
@@ -100,12 +100,9 @@ def load_restoration_model(model: ModelArg) -> nn.Module:
     return net.eval()
 
 
-def load_landmark_net(model: ModelArg) -> nn.Module:
-    """The landmark network from a name, path or module."""
-    net = _load(model)
-    if not isinstance(net, LandmarkNet):
-        raise InputError(f"{model} is not a landmark network (pass it as --landmark-model)")
-    return net.eval()
+def load_landmark_source(model: str | os.PathLike, device: torch.device) -> Landmarker:
+    """``dlib`` or a landmark network's name or path (``models.landmarkers``)."""
+    return load_landmarker(os.fspath(model), device)
 
 
 def _note(message: str) -> None:
@@ -136,7 +133,7 @@ def restore_video(
     output: str | os.PathLike,
     task: str,
     model: ModelArg | None = None,
-    landmark_model: ModelArg | None = None,
+    landmark_model: str | os.PathLike | None = None,
     scale: int | None = None,
     compare: str | os.PathLike | None = None,
     device: str = "cpu",
@@ -148,7 +145,7 @@ def restore_video(
     """Restore the face (``all_faces``: every face) of ``input`` for ``task`` into ``output``.
 
     ``model`` defaults to the task's shipped checkpoint, ``landmark_model`` (used only by a
-    model with a landmark branch) to ``landmark-net``; ``compare`` also writes input |
+    model with a landmark branch) to ``dlib`` on the LQ crop; ``compare`` also writes input |
     restored as a PNG of the middle frame or, for a video suffix, a video.
     """
     start = time.perf_counter()
@@ -165,7 +162,7 @@ def restore_video(
     net = load_restoration_model(default_model(task) if model is None else model).to(dev)
     landmarks = None
     if getattr(net, "use_landmarks", False):
-        landmarks = load_landmark_net(landmark_model or DEFAULT_LANDMARK_MODEL).to(dev)
+        landmarks = load_landmark_source(landmark_model or DEFAULT_LANDMARKER, dev)
 
     plan = plan_restoration(src, factor, all_faces, max_frames, progress)
     if not plan.tracks:
