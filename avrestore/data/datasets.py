@@ -7,9 +7,9 @@ inter-frame temporal module consumes two more on each side; N=1 takes 7 frames i
 - ``hq`` (2N+1, 3, h, w) float32 in [0, 1];
 - ``audio`` (2N+1, 21, 13) float32 MFCC windows of the HQ frames (zeros without audio);
 - ``has_audio`` bool; ``landmarks`` (2N+1, 68, 2) float32 in patch pixels: the teacher's
-  (dlib on the HQ frames), or with ``landmark_dir`` those a landmark network predicted from
-  the same LQ frames (``<landmark_dir>/<level key>/<clip>.npy``, per clip frame, made by the
-  trainer), which is what a restorer gets at deployment;
+  (dlib on the HQ frames), or with ``landmark_dir`` those a landmarker found on the same LQ
+  frames (``<landmark_dir>/<level key>/<clip>.npy``, per clip frame, made by the trainer),
+  which is what a restorer gets at deployment;
 - ``crop`` (4,) float32 ``top, left, face_h, face_w``: where the patch lies in its whole face
   crop (mirrored with the patch), so that maps of the whole face can be cut the same way;
 - ``clip`` str and ``start`` int, the clip frame of ``lq[0]`` (``hq[0]`` is ``start + 2``).
@@ -238,7 +238,7 @@ class FaceWindowDataset(Dataset):
 
     def lq_clip(self, clip: PreparedClip, degradation: Degradation) -> np.ndarray:
         """The whole clip's LQ frames (T, H, W, 3) under one degradation without on-the-fly
-        compression (what a landmark network is run on to make ``landmark_dir``)."""
+        compression (what a landmarker is run on to make ``landmark_dir``)."""
         if degradation.crf is not None:
             raise InputError("predicted landmarks need a fixed LQ clip: no on-the-fly compression")
         return degradation(np.asarray(self._frames(clip, self.task.source_crf)), clip.fps)
