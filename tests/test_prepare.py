@@ -89,6 +89,11 @@ def test_layout_errors_are_input_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.tsv").write_text("name\twho\nx\ty\n")
     with pytest.raises(InputError, match="'file' and 'speaker'"):
         find_clips(tmp_path, "folder", speakers_tsv=tmp_path / "bad.tsv")
+    (tmp_path / "empty.tsv").write_text("file\tspeaker\n")
+    with pytest.raises(InputError, match="a header but no rows"):
+        find_clips(tmp_path, "folder", speakers_tsv=tmp_path / "empty.tsv")
+    with pytest.raises(InputError, match=r"takes a folder of videos; .*a\.mp4 is a file"):
+        find_clips(tmp_path / "a.mp4", "folder")
 
 
 # --- splits -----------------------------------------------------------------------------------

@@ -73,11 +73,15 @@ def read_speaker_table(tsv: Path) -> dict[str, str]:
     """``file -> speaker`` from a TSV with a header naming ``file`` and ``speaker`` columns."""
     try:
         with open(tsv, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f, delimiter="\t"))
+            reader = csv.DictReader(f, delimiter="\t")
+            rows = list(reader)
+            header = reader.fieldnames or []
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read speaker table {tsv}: {e}") from None
-    if not rows or not {"file", "speaker"} <= set(rows[0]):
+    if not {"file", "speaker"} <= set(header):
         raise InputError(f"speaker table {tsv} needs a header with 'file' and 'speaker' columns")
+    if not rows:
+        raise InputError(f"speaker table {tsv} has a header but no rows: list one clip per line")
     return {r["file"]: r["speaker"] for r in rows if r["file"] and r["speaker"]}
 
 
@@ -110,6 +114,8 @@ def find_clips(
     src: Path, layout: str, speakers_tsv: Path | None = None, speaker_regex: str | None = None
 ) -> list[ClipSource]:
     """All clips under ``src`` for ``layout``, sorted by id; InputError if none or ids clash."""
+    if src.is_file():
+        raise InputError(f"prepare takes a folder of videos; {src} is a file (put it in a folder)")
     if not src.is_dir():
         raise InputError(f"source folder does not exist: {src}")
     if layout not in LAYOUTS:
