@@ -64,3 +64,7 @@ def test_bad_parameter_file(tmp_path: Path) -> None:
         NiqeParams.load(bad)
     with pytest.raises(InputError, match="no such file"):
         NiqeParams.load(tmp_path / "missing.npz")
+    empty = tmp_path / "empty.npz"
+    empty.touch()  # numpy raises EOFError, which the CLI would turn into a bare "Aborted."
+    with pytest.raises(InputError, match="not a NIQE parameter file"):
+        NiqeParams.load(empty)

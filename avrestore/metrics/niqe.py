@@ -49,7 +49,7 @@ class NiqeParams:
                 mu = data["mu_pris_param"].reshape(-1)
                 cov = data["cov_pris_param"]
                 window = data["gaussian_window"]
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, EOFError) as e:  # EOFError: an empty file
             raise InputError(f"not a NIQE parameter file: {p} ({e})") from None
         if mu.shape != (36,) or cov.shape != (36, 36) or window.ndim != 2:
             raise InputError(f"not a NIQE parameter file: {p} (unexpected array shapes)")
