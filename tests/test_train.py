@@ -16,6 +16,7 @@ import yaml
 from safetensors.torch import load_file
 
 from avrestore.errors import InputError
+from avrestore.train.checkpoint import load_state
 from avrestore.train.config import apply_overrides
 from avrestore.train.loop import optimiser_for
 from avrestore.train.plan import Position, locate, parse_stages, stage_start
@@ -61,6 +62,15 @@ def test_stages_keep_their_learning_rate_unless_they_ask_for_cosine_decay() -> N
         assert sched.get_last_lr()[0] == pytest.approx(last)
     with pytest.raises(InputError, match="schedule must be one of"):
         parse_stages([{"epochs": 1, "lr": 1, "schedule": "step"}])
+
+
+@pytest.mark.parametrize("content", [b"", b"\x80\x04K\x01.", b"truncated zip PK\x03\x04"])
+def test_a_damaged_or_foreign_training_state_is_one_input_error(
+    tmp_path: Path, content: bytes
+) -> None:
+    (tmp_path / "state.pt").write_bytes(content)  # empty, a pickle of 1, a torn file
+    with pytest.raises(InputError, match=r"cannot resume from .*state\.pt"):
+        load_state(tmp_path)
 
 
 def test_sampler_is_seeded_resumable_and_split_across_ranks() -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from avrestore.errors import InputError
 from avrestore.media.files import atomic_dir, atomic_path
 from avrestore.models.weights import save_model
 
@@ -71,5 +72,17 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def load_state(folder: Path) -> dict[str, Any]:
-    """Read a checkpoint's training state with ``weights_only=True`` (no arbitrary pickle)."""
-    return torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+    """Read a checkpoint's training state with ``weights_only=True`` (no arbitrary pickle);
+    InputError, one line, for a damaged or foreign file (it is never unpickled freely)."""
+    path = folder / "state.pt"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(
+            f"cannot resume from {path}: not a training state this trainer wrote ({first[:120]}); "
+            "start afresh in another --run-dir"
+        ) from None
+    if not isinstance(state, dict) or not {"step", "stage", "optimizer"} <= set(state):
+        raise InputError(f"cannot resume from {path}: it holds no training state")
+    return state
