@@ -63,3 +63,20 @@ def test_a_lossless_round_trip_has_no_colour_bias(
         # The conversion this replaces: swscale's rgb24 shifts every channel by about a level.
         swscale = _swscale_rgb(out).astype(np.float64) - frames
         assert np.abs(swscale.mean((0, 1, 2))).min() > 0.5
+
+
+def test_odd_sides_upsample_chroma_exactly_twice_then_cut() -> None:
+    """A 7x5 frame has 4x3 chroma samples: its colours are those of the 8x6 frame the same
+    chroma samples serve, cut to 7x5 (stretching 4 samples over 7 columns would shift them)."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(16, 236, (6, 8), np.uint8)
+    cb, cr = (rng.integers(16, 241, (3, 4), np.uint8) for _ in range(2))
+    spec = ColourSpec()
+    even = yuv_to_rgb([y, cb, cr], spec)
+    odd = yuv_to_rgb([np.ascontiguousarray(y[:5, :7]), cb, cr], spec)
+    np.testing.assert_array_equal(odd, even[:5, :7])
+
+
+def test_the_writer_takes_the_formats_it_can_fill(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="yuv420p, yuv444p"):
+        VideoWriter(tmp_path / "x.mp4", 25, pix_fmt="yuv422p")

@@ -98,6 +98,12 @@ def demo(
         LEVEL_NAMES[task].format(level): degraded,
         "restored, gavn-small": read_frames(summary.output, fps=fps)[0],
     }
+    # Odd sides are padded by the encoder and x4 of a rounded-down size can differ by a few
+    # pixels: score the region all three share, which is the original but for those pixels.
+    h = min(v.shape[1] for v in videos.values())
+    w = min(v.shape[2] for v in videos.values())
+    videos = {name: v[:, :h, :w] for name, v in videos.items()}
+    original = videos["original"]
     middle = len(original) // 2
     rows, cols = _face_box(original[middle])
     tiles, captions = [], []

@@ -36,6 +36,8 @@ SUBSAMPLING = {
     "yuv444p": (1, 1),
     "yuvj444p": (1, 1),
 }
+# What VideoWriter encodes to (PyAV fills these from arrays; yuv422p it cannot).
+WRITABLE = ("yuv420p", "yuv444p")
 HD_LINES = 720
 
 
@@ -108,8 +110,12 @@ def yuv_to_rgb(planes: list[np.ndarray], spec: ColourSpec) -> np.ndarray:
     y = (y8.astype(np.float32) - off) / ys
     cb, cr = ((c.astype(np.float32) - 128.0) / cs for c in (cb8, cr8))
     if cb.shape != (h, w):
-        cb = cv2.resize(cb, (w, h), interpolation=cv2.INTER_LINEAR)
-        cr = cv2.resize(cr, (w, h), interpolation=cv2.INTER_LINEAR)
+        # Exactly x2 per subsampled axis, then cut: an odd side has ceil(side / 2) chroma
+        # samples, and stretching them onto the side would shift the chroma at the far edge.
+        sv, sh = -(-h // cb.shape[0]), -(-w // cb.shape[1])
+        up = (cb.shape[1] * sh, cb.shape[0] * sv)
+        cb = cv2.resize(cb, up, interpolation=cv2.INTER_LINEAR)[:h, :w]
+        cr = cv2.resize(cr, up, interpolation=cv2.INTER_LINEAR)[:h, :w]
     kr, kb = MATRICES[spec.matrix]
     kg = 1.0 - kr - kb
     r = y + 2.0 * (1.0 - kr) * cr

@@ -17,6 +17,7 @@ from avrestore.media.audio import Audio
 from avrestore.media.colour import (
     DEFAULT_SPEC,
     SUBSAMPLING,
+    WRITABLE,
     ColourSpec,
     rgb_to_yuv,
     spec_of,
@@ -245,8 +246,8 @@ class VideoWriter:
         pix_fmt: str = "yuv420p",
         colour: ColourSpec = DEFAULT_SPEC,
     ) -> None:
-        if pix_fmt not in SUBSAMPLING:
-            raise ValueError(f"pix_fmt must be one of {', '.join(SUBSAMPLING)}, got {pix_fmt}")
+        if pix_fmt not in WRITABLE:
+            raise ValueError(f"pix_fmt must be one of {', '.join(WRITABLE)}, got {pix_fmt}")
         self.path = Path(path)
         self.pix_fmt, self.colour = pix_fmt, colour
         self.rate = Fraction(fps).limit_denominator(1001)

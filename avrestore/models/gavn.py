@@ -269,15 +269,17 @@ def _sample_region(face_map: Tensor, crop: Tensor, size: tuple[int, int], stride
     ``stride`` level of the (H, W) frames that lie at ``crop`` (B, 4: top, left, face_h,
     face_w) in their faces; beyond the face the border value is held."""
     h, w = size[0] // stride, size[1] // stride
-    top, left, face_h, face_w = crop.to(face_map.dtype).unbind(1)
-    centres = torch.arange(h, device=face_map.device, dtype=face_map.dtype)
+    # Positions in float32 whatever the autocast dtype: bf16 would round them to ~1 pixel.
+    top, left, face_h, face_w = crop.float().unbind(1)
+    centres = torch.arange(h, device=face_map.device, dtype=torch.float32)
     ys = (top[:, None] + (centres + 0.5) * stride) / face_h[:, None] * 2 - 1
-    centres = torch.arange(w, device=face_map.device, dtype=face_map.dtype)
+    centres = torch.arange(w, device=face_map.device, dtype=torch.float32)
     xs = (left[:, None] + (centres + 0.5) * stride) / face_w[:, None] * 2 - 1
     grid = torch.stack(torch.broadcast_tensors(xs[:, None, :], ys[:, :, None]), -1)
-    return F.grid_sample(
-        face_map, grid, mode="bilinear", padding_mode="border", align_corners=False
+    out = F.grid_sample(
+        face_map.float(), grid, mode="bilinear", padding_mode="border", align_corners=False
     )
+    return out.to(face_map.dtype)
 
 
 class GuidedBranch(nn.Module):

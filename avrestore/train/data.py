@@ -48,7 +48,8 @@ def build_datasets(cfg: dict) -> tuple[FaceWindowDataset, FaceWindowDataset | No
     for dataset in sets:
         dataset.build_caches()
     source = str(data.get("landmarks", "teacher"))
-    if source != "teacher":
+    takes_landmarks = (cfg.get("model") or {}).get("use_landmarks", True) is not False
+    if source != "teacher" and takes_landmarks:
         folder: Path = predicted_landmarks(sets, source)
         for dataset in sets:
             dataset.landmark_dir = folder
