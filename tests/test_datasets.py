@@ -149,7 +149,7 @@ def test_degradation_lowers_psnr(root: Path, task: str) -> None:
 
 def test_car_reads_a_whole_clip_copy_compressed_at_crf_45(root: Path, tmp_path: Path) -> None:
     item = FaceWindowDataset(root, "val", "car", patch=None, cache=tmp_path)[1]
-    copy = tmp_path / "crf45" / "grid_bbaf2n.mp4"
+    copy = tmp_path / "crf45-rgb2" / "grid_bbaf2n.mp4"
     frames, _ = read_frames(copy)
     want = torch.from_numpy(frames[3:10]).permute(0, 3, 1, 2) / 255
     torch.testing.assert_close(item["lq"], want, atol=1e-6, rtol=0)

@@ -1,8 +1,11 @@
 """Files derived from prepared clips, made on first use under a cache folder.
 
-- ``<cache>/hq/<clip>.npy``: the decoded frames of ``face.mp4``;
-- ``<cache>/crf<Q>/<clip>.mp4``: the whole clip compressed once at CRF ``Q`` (the ``car``
-  task's LQ source), and ``<cache>/crf<Q>/<clip>.npy`` its decoded frames.
+- ``<cache>/hq-<tag>/<clip>.npy``: the decoded frames of ``face.mp4``;
+- ``<cache>/crf<Q>-<tag>/<clip>.mp4``: the whole clip compressed once at CRF ``Q`` (the
+  ``car`` task's LQ source), and ``<cache>/crf<Q>-<tag>/<clip>.npy`` its decoded frames.
+
+``<tag>`` (``CACHE_TAG``) names how frames are converted to and from Y'CbCr: caches made by
+an older conversion (swscale's, about a level off per channel) are never read as current.
 
 Training reads a few frames at a time from every clip in random order. Decoding H.264 for
 each sample would dominate the step, and holding all decoded clips in each DataLoader worker
@@ -21,6 +24,13 @@ import numpy as np
 from avrestore.degrade import Degradation, degrade_video
 from avrestore.media.files import atomic_path
 from avrestore.media.video import read_frames
+
+CACHE_TAG = "rgb2"  # bump when encoding or decoding changes what cached frames hold
+
+
+def cache_folder(cache: Path, name: str) -> Path:
+    """The folder for derived files of kind ``name`` under ``cache``, tagged (see above)."""
+    return cache / f"{name}-{CACHE_TAG}"
 
 
 def _is_fresh(path: Path, source: Path) -> bool:
@@ -50,6 +60,6 @@ def clip_frames(clip_dir: Path, cache: Path, crf: int | None = None) -> np.ndarr
     """The HQ frames of a prepared clip folder, or with ``crf`` those of its compressed copy."""
     face, name = clip_dir / "face.mp4", clip_dir.name
     if crf is None:
-        return cached_frames(face, cache / "hq" / f"{name}.npy")
-    folder = cache / f"crf{crf}"
+        return cached_frames(face, cache_folder(cache, "hq") / f"{name}.npy")
+    folder = cache_folder(cache, f"crf{crf}")
     return cached_frames(compressed_copy(face, folder / f"{name}.mp4", crf), folder / f"{name}.npy")

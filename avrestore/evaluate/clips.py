@@ -2,10 +2,10 @@
 and teacher landmarks, cut to the evaluated frames.
 
 A clip is degraded whole, once per (clip, task, level), and kept as
-``<cache>/evaluate/<task>-<level>/<clip>.npy``: libx264's output varies slightly from run to
-run on some CPUs (see ``avrestore.degrade.compress``), so every method, in this run and
-later ones, must read the same frames; compressing the whole clip also keeps the artefacts
-those of a real stream. Downscaling tasks store the small frames.
+``<cache>/evaluate-<tag>/<task>-<level>/<clip>.npy`` (``clip_cache.CACHE_TAG``): libx264's
+output varies slightly from run to run on some CPUs (see ``avrestore.degrade.compress``), so
+every method, in this run and later ones, must read the same frames; compressing the whole
+clip also keeps the artefacts those of a real stream. Downscaling tasks store the small frames.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from avrestore.audio import audio_windows
-from avrestore.data.clip_cache import cached_frames
+from avrestore.data.clip_cache import cache_folder, clip_frames
 from avrestore.data.datasets import AUDIO_RATE, read_clip
 from avrestore.degrade import Degradation, upscale
 from avrestore.media.audio import read_audio
@@ -73,8 +73,8 @@ def load_clip(
     """The prepared clip in ``folder`` degraded by ``degradation``, cut to its first
     ``max_frames`` frames; the degraded clip is kept under ``key`` (``<task>-<level>``)."""
     meta = read_clip(folder)
-    hq = cached_frames(folder / "face.mp4", cache_dir / "hq" / f"{meta.clip_id}.npy")
-    kept = cache_dir / "evaluate" / key / f"{meta.clip_id}.npy"
+    hq = clip_frames(folder, cache_dir)
+    kept = cache_folder(cache_dir, "evaluate") / key / f"{meta.clip_id}.npy"
     degraded = _degraded(hq, folder / "face.mp4", meta.fps, degradation, kept)
     t = len(hq) if max_frames is None else min(max_frames, len(hq))
     hq, degraded = np.asarray(hq[:t]), np.asarray(degraded[:t])

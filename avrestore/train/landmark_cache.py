@@ -3,7 +3,7 @@
 A restorer is deployed with landmarks found on the degraded crops (``models.landmarkers``),
 so it trains on the same: before training, the landmarker runs once over every training and
 validation clip at every level the task draws, and the results are cached per landmarker as
-``<cache>/landmarks/<landmarker>/<level key>/<clip>.npy``; a landmark network's folder name
+``<cache>/landmarks-<tag>/<landmarker>/<level key>/<clip>.npy``; a landmark network's folder name
 carries the digest of its weights file, so retrained weights never reuse stale predictions.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from avrestore.data.clip_cache import cache_folder
 from avrestore.data.datasets import AUDIO_WIDTH, N_MFCC, FaceWindowDataset
 from avrestore.errors import InputError
 from avrestore.media.files import atomic_path
@@ -34,7 +35,7 @@ def _folder_name(name: str) -> str:
 def predicted_landmarks(datasets: list[FaceWindowDataset], name: str) -> Path:
     """Make (or find) the landmarker ``name``'s landmarks for every clip and level of
     ``datasets``; returns the folder to give them as ``landmark_dir``."""
-    folder = datasets[0].cache / "landmarks" / _folder_name(name)
+    folder = cache_folder(datasets[0].cache, "landmarks") / _folder_name(name)
     jobs = [
         (ds, clip, level)
         for ds in datasets
