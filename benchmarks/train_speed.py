@@ -4,13 +4,13 @@ checked against fp32.
     .venv/bin/python benchmarks/train_speed.py data/prepared224 --steps 12 --threads 1
 
 Each setting trains a fresh model (the same seed, so the same initial weights) on the same
-real batches (car task, CRF 45 windows of the prepared training clips) for ``--steps`` steps:
+real batches (deblur task at k 21: windows of the prepared training clips) for ``--steps`` steps:
 forward, Charbonnier loss, backward, Adam at 4e-4, exactly as ``avrestore train`` does. It
 reports the median seconds per step after the first two (warm-up), and the mean absolute
 difference of its loss curve from the fp32 run at the same patch size: a faster setting is
 only a choice if that stays within the noise of the curve. Settings that raise on this CPU
-(e.g. oneDNN's LSTM under bf16 autocast) are reported with their error. One JSON line per
-setting.
+(e.g. oneDNN's LSTM under bf16 autocast) are reported with their error; the fp32 run with
+the same branches is the reference of each. One JSON line per setting.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from avrestore.data.datasets import FaceWindowDataset
+from avrestore.degrade import DegradationRanges
 from avrestore.models.losses import charbonnier
 from avrestore.models.registry import build
 
@@ -51,17 +52,19 @@ class Setting:
 SETTINGS = (
     Setting(96),
     Setting(96, "bf16"),
+    Setting(96, use_audio=False),
     Setting(96, "bf16", use_audio=False),
     Setting(96, channels_last=True),
     Setting(80),
     Setting(64),
-    Setting(64, "bf16", use_audio=False),
 )
 
 
 def batches(root: str, patch: int, batch: int, steps: int) -> list[dict]:
-    """``steps`` fixed training batches of real CRF 45 windows at ``patch``²."""
-    ds = FaceWindowDataset(root, "train", "car", patch=patch, seed=0)
+    """``steps`` fixed training batches of real blurred (k 21) windows at ``patch``²."""
+    ds = FaceWindowDataset(
+        root, "train", "deblur", patch=patch, seed=0, levels=DegradationRanges(blur=(21, 21))
+    )
     ds.build_caches()
     out = []
     for s in range(steps):
@@ -109,7 +112,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data = {p: batches(args.root, p, args.batch, args.steps) for p in {s.patch for s in SETTINGS}}
-    reference: dict[int, list[float]] = {}
+    reference: dict[tuple[int, bool], list[float]] = {}
     for setting in SETTINGS:
         row = {"setting": setting.label, "batch": args.batch, "threads": args.threads}
         try:
@@ -119,10 +122,11 @@ def main() -> None:
             print(json.dumps(row), flush=True)
             continue
         losses = result.pop("losses")
-        if setting == Setting(setting.patch):
-            reference[setting.patch] = losses
-        ref = reference.get(setting.patch)
-        if ref is not None and setting.use_audio:
+        key = (setting.patch, setting.use_audio)
+        if setting == Setting(setting.patch, use_audio=setting.use_audio):
+            reference[key] = losses
+        ref = reference.get(key)
+        if ref is not None and ref is not losses:
             diff = statistics.mean(abs(a - b) for a, b in zip(losses, ref, strict=True))
             row["loss_diff_vs_fp32"] = round(diff, 6)
         row.update(result, final_loss=round(losses[-1], 5))
