@@ -148,7 +148,8 @@ def test_detector_finds_the_face_and_scales_boxes_back(models, grid_frames) -> N
     assert 0 <= x0 < x1 <= 360 and 0 <= y0 < y1 <= 288 and 80 < x1 - x0 < 200
     big = np.repeat(np.repeat(frame, 3, axis=0), 3, axis=1)  # 1080x864: detected at 640
     big_boxes, _ = detector.detect(big)
-    np.testing.assert_allclose(big_boxes[0] / 3, boxes[0], atol=12)
+    # HOG finds boxes on an 8-pixel grid at each scale: agree to within two cells.
+    np.testing.assert_allclose(big_boxes[0] / 3, boxes[0], atol=16)
     empty, _ = detector.detect(np.full((120, 160, 3), 128, np.uint8))
     assert empty.shape == (0, 4)
 

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from avrestore.audio.windows import audio_windows
 from avrestore.faces.crop import crop_square, square_boxes
@@ -25,9 +26,10 @@ WINDOW, N_MFCC = 21, 13
 def test_landmarks_are_in_the_input_pixel_frame() -> None:
     torch.manual_seed(0)
     net = LandmarkNet().eval()
-    small = torch.rand(2, 3, INPUT_SIZE, INPUT_SIZE)
-    # Nearest 2x upsampling: bilinear resizing back to 112 recovers ``small`` exactly.
-    large = small.repeat_interleave(2, -1).repeat_interleave(2, -2)
+    large = torch.rand(2, 3, 2 * INPUT_SIZE, 2 * INPUT_SIZE)
+    # What the network sees of a 224 crop: its antialiased bilinear resize to 112.
+    size = (INPUT_SIZE, INPUT_SIZE)
+    small = F.interpolate(large, size=size, mode="bilinear", antialias=True)
     audio = torch.randn(2, WINDOW, N_MFCC)
     with torch.no_grad():
         at_112, at_224 = net(small, audio), net(large, audio)

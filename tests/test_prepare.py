@@ -184,7 +184,8 @@ def test_face_missing_too_often_is_rejected(
     monkeypatch.setattr(preparer, "options", replace(preparer.options, max_missing=0.6))
     track = preparer.track(path, 25.0)
     assert track.face_found_ratio == 0.5 and not np.isnan(track.crop_boxes).any()
-    assert np.abs(track.crop_boxes[6:] - track.crop_boxes[5]).max() < 5
+    # Held within a few pixels of a ~230-pixel box (the smoothing still eases into the gap).
+    assert np.abs(track.crop_boxes[6:] - track.crop_boxes[5]).max() < 8
 
 
 def test_require_audio_rejects_a_silent_clip(
