@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from torch import Tensor, nn
 
 from avrestore.models.registry import build
@@ -109,6 +110,11 @@ def test_tiny_gavn_restores_a_sequence_of_any_length(tiny_gavn_spec: dict) -> No
     model = build(args.pop("type"), **args).eval()
     rng = np.random.default_rng(1)
     frames = rng.integers(0, 256, (5, 32, 48, 3), dtype=np.uint8)
-    out = restore_sequence(model, frames, rng.standard_normal((5, 21, 13)).astype(np.float32))
+    audio = rng.standard_normal((5, 21, 13)).astype(np.float32)
+    out = restore_sequence(model, frames, audio)
     assert out.shape == frames.shape and out.dtype == np.uint8
-    assert not np.array_equal(out, frames)
+    assert np.array_equal(out, frames)  # a fresh GAVN returns its input, every frame once
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    assert not np.array_equal(restore_sequence(model, frames, audio), frames)
