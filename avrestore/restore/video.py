@@ -29,7 +29,7 @@ from avrestore.media.audio import read_audio
 from avrestore.media.files import atomic_path, check_output, existing_file
 from avrestore.media.video import VideoWriter, container_format, probe
 from avrestore.models.landmark_net import LandmarkNet
-from avrestore.models.landmarkers import DEFAULT_LANDMARKER, Landmarker, load_landmarker
+from avrestore.models.landmarkers import DEFAULT_LANDMARKER, load_landmarker
 from avrestore.models.weights import resolve_model
 from avrestore.restore.compare import comparison
 from avrestore.restore.crops import FaceRestorer
@@ -100,11 +100,6 @@ def load_restoration_model(model: ModelArg) -> nn.Module:
     return net.eval()
 
 
-def load_landmark_source(model: str | os.PathLike, device: torch.device) -> Landmarker:
-    """``dlib`` or a landmark network's name or path (``models.landmarkers``)."""
-    return load_landmarker(os.fspath(model), device)
-
-
 def _note(message: str) -> None:
     print(f"avrestore: restore: {message}", file=sys.stderr)
 
@@ -162,7 +157,7 @@ def restore_video(
     net = load_restoration_model(default_model(task) if model is None else model).to(dev)
     landmarks = None
     if getattr(net, "use_landmarks", False):
-        landmarks = load_landmark_source(landmark_model or DEFAULT_LANDMARKER, dev)
+        landmarks = load_landmarker(os.fspath(landmark_model or DEFAULT_LANDMARKER), dev)
 
     plan = plan_restoration(src, factor, all_faces, max_frames, progress)
     if not plan.tracks:
