@@ -16,9 +16,11 @@ import yaml
 from safetensors.torch import load_file
 
 from avrestore.errors import InputError
+from avrestore.models.registry import build
+from avrestore.models.weights import save_model
 from avrestore.train.checkpoint import load_state
 from avrestore.train.config import apply_overrides
-from avrestore.train.loop import optimiser_for
+from avrestore.train.loop import optimiser_for, train
 from avrestore.train.plan import Position, locate, parse_stages, stage_start
 from avrestore.train.sampler import EpochSampler
 
@@ -166,3 +168,27 @@ def test_two_processes_train_with_ddp_on_gloo(tiny_config: Path, tmp_path: Path)
     weights = load_file(str(run / "model.safetensors"))
     assert any(k.startswith("identity.") for k in weights)  # reached the last stage
     assert _latest_step(run) == 7 * 4  # 7 epochs of 4 steps, each step on 2 processes
+
+
+def test_a_stage_can_start_from_a_weights_file(tiny_config: Path, tmp_path: Path) -> None:
+    cfg = yaml.safe_load(tiny_config.read_text())
+    spec = dict(cfg["model"])
+    torch.manual_seed(7)
+    start = build(spec.pop("type"), **spec)
+    with torch.no_grad():  # weights no fresh model has, so a silent re-init cannot pass
+        for p in start.parameters():
+            p.add_(0.01)
+    save_model(start, tmp_path / "start.safetensors", cfg["model"])
+    joint = {"name": "joint", "epochs": 1, "lr": 0.0, "init": str(tmp_path / "start.safetensors")}
+    cfg["train"]["stages"] = [joint]
+    final = train(cfg, tmp_path / "run")
+    got, want = load_file(str(final)), dict(start.named_parameters())
+    assert got.keys() == start.state_dict().keys()
+    for k in want:  # lr 0: the stage kept exactly the weights it started from (batch-norm
+        # statistics are buffers and do move)
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=k)
+    other = build("gavn-small")
+    save_model(other, tmp_path / "other.safetensors", {"type": "gavn-small"})
+    cfg["train"]["stages"] = [{**joint, "init": str(tmp_path / "other.safetensors")}]
+    with pytest.raises(InputError, match="does not fit the stage's model"):
+        train(cfg, tmp_path / "run2")

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from avrestore.errors import InputError
 from avrestore.models.registry import build
-from avrestore.models.weights import load_weights, save_model
+from avrestore.models.weights import load_weights, read_metadata, save_model, weights_path
 from avrestore.train.checkpoint import (
     latest_checkpoint,
     load_state,
@@ -66,6 +66,17 @@ def _carry_weights(dst: nn.Module, src: nn.Module) -> None:
         {k: theirs[k] for k in own if k in theirs and theirs[k].shape == own[k].shape},
         strict=False,
     )
+
+
+def _init_from(model: nn.Module, path: str) -> None:
+    """Start ``model`` from a weights file of the same architecture (a stage's ``init``)."""
+    p = weights_path(path)
+    read_metadata(p)  # one clear line for a missing or damaged file
+    try:
+        load_weights(model, p)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise InputError(f"{p} does not fit the stage's model: {first}") from None
 
 
 def optimiser_for(model: nn.Module, stage: Stage, steps: int) -> tuple[Any, Any]:
@@ -199,6 +210,8 @@ def train(cfg: dict, run_dir: str | Path, resume: bool = False) -> Path:
         ckpt = latest_checkpoint(run.dir) if state is not None else None
         if resumed_here and ckpt is not None:
             load_weights(new, ckpt / "model.safetensors")
+        elif stage.init is not None:
+            _init_from(new, stage.init)
         elif model is not None:
             _carry_weights(new, model)
         elif state is not None and ckpt is not None:

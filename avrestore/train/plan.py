@@ -20,7 +20,9 @@ class Stage:
     """One stage of training: a model variant and an optimisation schedule.
 
     ``schedule``: ``constant`` (the paper's: one learning rate per stage) or ``cosine``
-    (decay to ``min_lr`` over the stage).
+    (decay to ``min_lr`` over the stage). ``init``: a weights file the stage's model starts
+    from instead of the previous stage's (to continue training a committed checkpoint when its
+    run folder is gone).
     """
 
     name: str
@@ -30,6 +32,7 @@ class Stage:
     freeze: tuple[str, ...] = ()
     schedule: str = "constant"
     min_lr: float = 1e-7
+    init: str | None = None
 
 
 SCHEDULES = ("constant", "cosine")
@@ -60,6 +63,7 @@ def parse_stages(items: list[dict[str, Any]]) -> list[Stage]:
                     freeze=tuple(item.get("freeze") or ()),
                     schedule=str(item.get("schedule", "constant")),
                     min_lr=float(item.get("min_lr", 1e-7)),
+                    init=str(item["init"]) if item.get("init") else None,
                 )
             )
         except (KeyError, TypeError, ValueError) as e:
