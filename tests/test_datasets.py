@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from avrestore.data.augment import crop_landmarks, crop_origin, flip_frames, flip_landmarks
 from avrestore.data.datasets import FaceWindowDataset
+from avrestore.data.tasks import Task, get_task
 from avrestore.degrade import DegradationRanges
 from avrestore.errors import InputError
 from avrestore.faces.landmarks import FLIP_PERMUTATION
@@ -155,6 +157,31 @@ def test_car_reads_a_whole_clip_copy_compressed_at_crf_45(root: Path, tmp_path: 
     torch.testing.assert_close(item["lq"], want, atol=1e-6, rtol=0)
 
 
+def test_car_can_compress_the_source_video_at_its_own_size(root: Path, tmp_path: Path) -> None:
+    ds = FaceWindowDataset(root, "val", "car", patch=None, cache=tmp_path, compress_at=("source",))
+    clip, item = ds.clips[0], ds[1]  # frames 3..9 of the clip
+    frames, _ = read_frames(tmp_path / "crf45src-rgb2" / f"{clip.clip_id}.mp4")
+    assert frames.shape[1:3] == (288, 360)  # the GRID video's own size, not the crop's
+    x0, y0, x1, y1 = np.load(clip.folder / "boxes.npy")[3].astype(int)
+    assert x0 >= 0 and y0 >= 0 and x1 <= 360 and y1 <= 288 and x1 - x0 > 96
+    want = cv2.resize(frames[3, y0:y1, x0:x1], (96, 96), interpolation=cv2.INTER_AREA)
+    np.testing.assert_allclose(item["lq"][0].permute(1, 2, 0).numpy(), want / 255, atol=1e-6)
+    at_crop = FaceWindowDataset(root, "val", "car", patch=None, cache=tmp_path)[1]
+    assert (item["lq"] - at_crop["lq"]).abs().mean() > 1e-3  # two different degradations
+    torch.testing.assert_close(item["hq"], at_crop["hq"], rtol=0, atol=0)
+
+
+def test_tasks_name_each_compression_place_and_refuse_unknown_ones() -> None:
+    car, deblur = get_task("car"), get_task("deblur")
+    both = Task(car.chains, car.source_crf, ("crop", "source"))
+    assert [both.key(level) for level in both.levels()] == ["crf45", "crf45src"]
+    rng = np.random.default_rng(0)
+    assert {both.sample(rng).at for _ in range(40)} == {"crop", "source"}
+    assert [deblur.key(v) for v in deblur.levels()][:2] == ["blur15", "blur17"]
+    with pytest.raises(InputError, match="compress_at"):
+        Task(car.chains, 45, ("frame",))
+
+
 def _uncrop(item: dict, frames: np.ndarray, hq: np.ndarray) -> np.ndarray:
     """The region of whole frames (T, H, W, 3) that ``item["crop"]`` names, mirrored when the
     item was (then its ``left`` is counted in the mirrored face): the one whose HQ frames
@@ -185,7 +212,7 @@ def test_patches_are_cut_from_the_degraded_whole_frames(root: Path, task: str) -
         np.testing.assert_allclose(item["lq"].permute(0, 2, 3, 1).numpy(), want, atol=1e-6)
         # A blur of the patch alone would differ at its border: the check can fail.
         clean = _uncrop(item, frames[window], frames[window])
-        patch_only = ds.task.levels()[0](np.ascontiguousarray(clean))
+        patch_only = ds.task.levels()[0].degradation(np.ascontiguousarray(clean))
         assert not np.allclose(patch_only / 255, want, atol=1e-3)
 
 

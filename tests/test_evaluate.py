@@ -19,8 +19,10 @@ from avrestore.cli import app
 from avrestore.degrade import Degradation
 from avrestore.errors import InputError
 from avrestore.evaluate.protocol import degradation_for
+from avrestore.evaluate.report import markdown_table
 from avrestore.evaluate.run import evaluate
 from avrestore.evaluate.scores import REPORTED, FrameWeightedMeans
+from avrestore.faces.crop import crop_square
 from avrestore.media.video import read_frames
 from avrestore.models.registry import build
 from avrestore.models.weights import save_model
@@ -173,6 +175,8 @@ def test_second_run_reuses_the_cache(evaluated: Path, raw_dir: Path, one_thread)
         ("car", 45, ["input"], {"data": "missing"}, "does not exist"),
         ("car", 45, ["tiny"], {"landmark_model": "/nonexistent.safetensors"}, "landmark"),
         ("car", 45, ["tiny"], {"landmark_model": "tiny", "teacher": True}, "either"),
+        ("sr", 4, ["input"], {"compress_at": "source"}, "--compress-at"),
+        ("car", 45, ["input"], {"compress_at": "frame"}, "--compress-at"),
     ],
 )
 def test_bad_input_is_refused_before_any_work(
@@ -198,8 +202,31 @@ def test_bad_input_is_refused_before_any_work(
             else landmark_model,
             teacher_landmarks=options.get("teacher", False),
             cache=tmp_path / "cache",
+            compress_at=options.get("compress_at", "crop"),
         )
     assert not (tmp_path / "cache").exists()
+
+
+def test_car_can_be_compressed_at_the_source_videos_size(
+    prepared_root: Path, tmp_path: Path, one_thread
+) -> None:
+    """``--compress-at source``: the input is the source video compressed whole, cut as
+    prepared; a protocol of its own, not the papers' crop compression."""
+    kw = {"split": "val", "cache": tmp_path, "max_frames": 9}
+    at_source = evaluate(prepared_root, "car", 45, ["input"], compress_at="source", **kw)
+    at_crop = evaluate(prepared_root, "car", 45, ["input"], **kw)
+    assert at_source.results["compress_at"] == "source"
+    assert "compressed at the source video's size" in markdown_table(at_source.results)
+    clip = prepared_root / "clips" / "grid_bbaf2n"
+    hq = read_frames(clip / "face.mp4")[0][:9]
+    copy = read_frames(tmp_path / "crf45src-rgb2" / "grid_bbaf2n.mp4")[0][:9]
+    boxes = np.load(clip / "boxes.npy")  # they reach past the frame's edge: crop_square pads
+    lq = np.stack(
+        [crop_square(f, box, hq.shape[1])[0] for f, box in zip(copy, boxes, strict=False)]
+    )
+    psnr = at_source.results["models"]["input"]["psnr"]
+    assert psnr == pytest.approx(video_psnr(lq, hq), abs=1e-9)
+    assert abs(psnr - at_crop.results["models"]["input"]["psnr"]) > 0.1
 
 
 def test_cli_reports_bad_input_in_one_line(raw_dir: Path) -> None:

@@ -89,6 +89,13 @@ def evaluate(
     ] = None,
     batch: Annotated[int, typer.Option(help="Windows per forward call.")] = 1,
     device: Annotated[str, typer.Option(help="Torch device for the models, e.g. cuda.")] = "cpu",
+    compress_at: Annotated[
+        str,
+        typer.Option(
+            help="car: compress the 224² face crop (crop, the papers' protocol) or the clip's "
+            "source video at its own size, then crop (source: what restore gets)."
+        ),
+    ] = "crop",
 ) -> None:
     """Degrade the clips for TASK at LEVEL (cached, so every method sees the same input),
     restore them with each model, score every frame against the HQ crop, and print the table.
@@ -117,6 +124,7 @@ def evaluate(
         cache=cache,
         batch=batch,
         device=device,
+        compress_at=compress_at,
     )
     results = evaluation.results
     for clip_id, reason in results["rejected"].items():

@@ -2,7 +2,10 @@
 
 - ``<cache>/hq-<tag>/<clip>.npy``: the decoded frames of ``face.mp4``;
 - ``<cache>/crf<Q>-<tag>/<clip>.mp4``: the whole clip compressed once at CRF ``Q`` (the
-  ``car`` task's LQ source), and ``<cache>/crf<Q>-<tag>/<clip>.npy`` its decoded frames.
+  ``car`` task's LQ source), and ``<cache>/crf<Q>-<tag>/<clip>.npy`` its decoded frames;
+- ``<cache>/crf<Q>src-<tag>/<clip>.mp4``: the clip's *source video* compressed whole at its
+  own size, and ``<clip>.npy`` its frames cut with the clip's ``boxes.npy`` as ``prepare``
+  cut the face (what a user's compressed video gives ``restore``).
 
 ``<tag>`` (``CACHE_TAG``) names how frames are converted to and from Y'CbCr: caches made by
 an older conversion (swscale's, about a level off per channel) are never read as current.
@@ -17,13 +20,16 @@ both leave a whole file; a cache older than its source is rebuilt.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from avrestore.degrade import Degradation, degrade_video
+from avrestore.errors import InputError
+from avrestore.faces.crop import crop_square
 from avrestore.media.files import atomic_path
-from avrestore.media.video import read_frames
+from avrestore.media.video import iter_frames, read_frames
 
 CACHE_TAG = "rgb2"  # bump when encoding or decoding changes what cached frames hold
 
@@ -37,14 +43,17 @@ def _is_fresh(path: Path, source: Path) -> bool:
     return path.is_file() and path.stat().st_mtime >= source.stat().st_mtime
 
 
+def _save(frames: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, frames)
+
+
 def cached_frames(video: Path, cache: Path) -> np.ndarray:
     """The frames (T, H, W, 3) uint8 of ``video``, memory-mapped from ``cache`` (made on
     first use)."""
     if not _is_fresh(cache, video):
-        frames, _ = read_frames(video)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(cache) as tmp, open(tmp, "wb") as f:
-            np.save(f, frames)
+        _save(read_frames(video)[0], cache)
     return np.load(cache, mmap_mode="r")
 
 
@@ -63,3 +72,31 @@ def clip_frames(clip_dir: Path, cache: Path, crf: int | None = None) -> np.ndarr
         return cached_frames(face, cache_folder(cache, "hq") / f"{name}.npy")
     folder = cache_folder(cache, f"crf{crf}")
     return cached_frames(compressed_copy(face, folder / f"{name}.mp4", crf), folder / f"{name}.npy")
+
+
+def source_compressed_frames(clip_dir: Path, cache: Path, crf: int, source: Path) -> np.ndarray:
+    """The face crops (T, S, S, 3) of ``source`` compressed whole at ``crf``, cut with the
+    prepared clip's boxes at its frame rate, memory-mapped (made on first use)."""
+    if not source.is_file():
+        raise InputError(
+            f"{clip_dir.name}: its source video {source} is gone; compressing at the source "
+            "needs it (or set data.compress_at to [crop])"
+        )
+    meta = json.loads((clip_dir / "meta.json").read_text())
+    folder = cache_folder(cache, f"crf{crf}src")
+    copy = folder / f"{clip_dir.name}.mp4"
+    if not _is_fresh(copy, source):
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        degrade_video(source, copy, Degradation(crf=crf), progress=False)
+    path = folder / f"{clip_dir.name}.npy"
+    if not _is_fresh(path, copy):
+        boxes, size = np.load(clip_dir / "boxes.npy"), int(meta["size"])
+        crops = [
+            crop_square(image, boxes[t], size)[0]
+            for chunk in iter_frames(copy, fps=float(meta["fps"]), max_frames=len(boxes))
+            for t, image in enumerate(chunk.frames, chunk.start)
+        ]
+        if len(crops) != len(boxes):
+            raise InputError(f"{copy} decodes to {len(crops)} frames, the clip has {len(boxes)}")
+        _save(np.stack(crops), path)
+    return np.load(path, mmap_mode="r")

@@ -43,9 +43,9 @@ from avrestore.data.augment import (
     flip_frames,
     flip_landmarks,
 )
-from avrestore.data.clip_cache import clip_frames
-from avrestore.data.tasks import COMPRESSION_WARMUP, Task, get_task
-from avrestore.degrade import Degradation, DegradationRanges
+from avrestore.data.clip_cache import clip_frames, source_compressed_frames
+from avrestore.data.tasks import COMPRESSION_WARMUP, Level, Task, get_task
+from avrestore.degrade import DegradationRanges
 from avrestore.errors import InputError
 from avrestore.media.audio import read_audio
 
@@ -64,6 +64,7 @@ class PreparedClip:
     fps: float
     size: tuple[int, int]
     has_audio: bool
+    source: Path  # the video it was cut from (a relative path is from where prepare ran)
 
 
 def read_clip(folder: Path) -> PreparedClip:
@@ -78,6 +79,7 @@ def read_clip(folder: Path) -> PreparedClip:
             float(meta["fps"]),
             (size, size) if isinstance(size, int) else (size[1], size[0]),
             bool(meta["has_audio"]),
+            Path(meta.get("source", "")),
         )
     except (OSError, ValueError, KeyError) as e:
         raise InputError(f"{folder} is not a prepared clip ({e.__class__.__name__}: {e})") from None
@@ -95,11 +97,13 @@ class FaceWindowDataset(Dataset):
     """Windows of the prepared clips of ``root``'s ``split``, degraded for ``task``.
 
     ``task``: ``car``, ``deblur``, ``sr`` or ``mixed`` (see ``avrestore.data.tasks``);
-    ``levels`` replaces the task's degradation ranges. ``patch``: side of the square crop,
-    None for full frames. ``train`` (default: ``split == "train"``) turns on random crops,
-    flips and levels. ``stride`` between window starts defaults to 1 for training and to
-    2N+1 otherwise, so validation windows restore every frame once. ``cache`` (default
-    ``root/cache``) holds decoded frames and compressed copies (``clip_cache``).
+    ``levels`` replaces the task's degradation ranges; ``compress_at`` (``crop`` and/or
+    ``source``, see ``avrestore.data.tasks``) where ``car``'s copy is compressed. ``patch``:
+    side of the square crop, None for full frames. ``train`` (default: ``split == "train"``)
+    turns on random crops, flips and levels. ``stride`` between window starts defaults to 1
+    for training and to 2N+1 otherwise, so validation windows restore every frame once.
+    ``cache`` (default ``root/cache``) holds decoded frames and compressed copies
+    (``clip_cache``).
     """
 
     def __init__(
@@ -115,11 +119,16 @@ class FaceWindowDataset(Dataset):
         levels: DegradationRanges | None = None,
         cache: str | os.PathLike | None = None,
         landmark_dir: str | os.PathLike | None = None,
+        compress_at: tuple[str, ...] | None = None,
     ) -> None:
         self.root = Path(root)
         self.task: Task = get_task(task)
-        if levels is not None:
-            self.task = Task((levels,), self.task.source_crf)
+        if levels is not None or compress_at is not None:
+            self.task = Task(
+                (levels,) if levels is not None else self.task.chains,
+                self.task.source_crf,
+                compress_at or self.task.compress_at,
+            )
         if n < 0 or (stride is not None and stride < 1):
             raise InputError(f"need N >= 0 and a stride >= 1, got N={n} and stride={stride}")
         self.n, self.patch, self.seed = n, patch, seed
@@ -141,7 +150,7 @@ class FaceWindowDataset(Dataset):
             raise InputError(
                 f"split {split!r} of {self.root} has no clip of {self.length} frames or more"
             )
-        self._arrays: dict[tuple[str, int | None], np.ndarray] = {}
+        self._arrays: dict[tuple[str, str | None], np.ndarray] = {}
         self._audio: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -155,16 +164,20 @@ class FaceWindowDataset(Dataset):
         """Make every clip's caches now rather than on first use: decoded (and for ``car``
         compressed) frames on disk, audio windows in memory (forked workers inherit them)."""
         for clip in self.clips:
-            self._frames(clip, None)
-            if self.task.source_crf is not None:
-                self._frames(clip, self.task.source_crf)
+            for at in {level.at for level in self.task.levels()} | {None}:
+                self._frames(clip, at)
             if clip.has_audio:
                 self.audio_windows(clip)
 
-    def _frames(self, clip: PreparedClip, crf: int | None) -> np.ndarray:
-        key = (clip.clip_id, crf)
+    def _frames(self, clip: PreparedClip, at: str | None) -> np.ndarray:
+        """HQ frames (``at`` None), or the task's compressed copy made ``at`` crop or source."""
+        key = (clip.clip_id, at)
         if key not in self._arrays:
-            frames = clip_frames(clip.folder, self.cache, crf)
+            crf = self.task.source_crf
+            if at == "source" and crf is not None:
+                frames = source_compressed_frames(clip.folder, self.cache, crf, clip.source)
+            else:
+                frames = clip_frames(clip.folder, self.cache, crf if at == "crop" else None)
             if len(frames) != clip.frames:
                 raise InputError(
                     f"{clip.folder}: its video decodes to {len(frames)} frames, "
@@ -196,13 +209,14 @@ class FaceWindowDataset(Dataset):
         clip_index, start = self.windows[index]
         clip = self.clips[clip_index]
         rng = self._rng(index, item_seed)
-        degradation = self.task.sample(rng)
+        level = self.task.sample(rng)
+        degradation = level.degradation
         end, centre = start + self.length, slice(start + MARGIN, start + self.length - MARGIN)
         # Compressing on the fly: encode warm-up frames first so the window is mid-stream.
         first = max(0, start - COMPRESSION_WARMUP) if degradation.crf is not None else start
-        lq = self._frames(clip, self.task.source_crf)[first:end]
+        lq = self._frames(clip, level.at)[first:end]
         hq = self._frames(clip, None)[centre]
-        landmarks = self._landmarks(clip, degradation)[centre]
+        landmarks = self._landmarks(clip, level)[centre]
         lq = degradation(np.ascontiguousarray(lq), clip.fps)[-self.length :]  # no warm-up
 
         h, w = clip.size
@@ -227,21 +241,21 @@ class FaceWindowDataset(Dataset):
             "start": start,
         }
 
-    def _landmarks(self, clip: PreparedClip, degradation: Degradation) -> np.ndarray:
+    def _landmarks(self, clip: PreparedClip, level: Level) -> np.ndarray:
         """(T, 68, 2) landmarks of every frame of ``clip``: teacher or predicted (see above)."""
         if self.landmark_dir is None:
             return np.load(clip.folder / "landmarks.npy", mmap_mode="r")
-        path = self.landmark_dir / self.task.key(degradation) / f"{clip.clip_id}.npy"
+        path = self.landmark_dir / self.task.key(level) / f"{clip.clip_id}.npy"
         if not path.is_file():
             raise InputError(f"no predicted landmarks {path}; the trainer makes them first")
         return np.load(path, mmap_mode="r")
 
-    def lq_clip(self, clip: PreparedClip, degradation: Degradation) -> np.ndarray:
-        """The whole clip's LQ frames (T, H, W, 3) under one degradation without on-the-fly
+    def lq_clip(self, clip: PreparedClip, level: Level) -> np.ndarray:
+        """The whole clip's LQ frames (T, H, W, 3) at one level without on-the-fly
         compression (what a landmarker is run on to make ``landmark_dir``)."""
-        if degradation.crf is not None:
+        if level.degradation.crf is not None:
             raise InputError("predicted landmarks need a fixed LQ clip: no on-the-fly compression")
-        return degradation(np.asarray(self._frames(clip, self.task.source_crf)), clip.fps)
+        return level.degradation(np.asarray(self._frames(clip, level.at)), clip.fps)
 
     def _item_audio(self, clip: PreparedClip, centre: slice) -> torch.Tensor:
         if not clip.has_audio:

@@ -7,6 +7,14 @@ whole clip is encoded, 27.0 dB as a snippet). ``deblur`` and ``sr`` degrade on t
 the papers' training levels; ``mixed`` draws a chain of one to three of those steps per
 item, compressing the patch on the fly after warm-up frames (``COMPRESSION_WARMUP``) so the
 window is mid-stream.
+
+Where ``car``'s copy is compressed (``compress_at``) is the difference between the papers'
+protocol and deployment. The papers compress the 224² face video (``crop``); a user's video
+was compressed whole at its own size and its face crop is then resized to 224² (``source``:
+the source video compressed at CRF 45, cut with the clip's ``boxes.npy``). The two differ in
+kind: a face 400 px wide has its 16-pixel macroblocks shrunk to 9 pixels and is far less
+degraded (test clip retalking_face_3: 29.6 dB against 25.7 dB for the crop compressed), so a
+model trained on one protocol alone over-smooths the other.
 """
 
 from __future__ import annotations
@@ -23,29 +31,57 @@ CAR_CRF = PAPER_RANGES["compression"].crf[0]  # the papers' one level for artefa
 COMPRESSION_WARMUP = 8
 
 
+COMPRESS_AT = ("crop", "source")  # where a task's whole-clip copy is compressed (see above)
+
+
+@dataclass(frozen=True)
+class Level:
+    """The LQ frames of one item: the task's whole-clip copy compressed ``at`` the crop or the
+    source (None: the HQ frames), then ``degradation`` applied on the fly."""
+
+    degradation: Degradation
+    at: str | None = None
+
+
 @dataclass(frozen=True)
 class Task:
     """A task: ``chains`` to draw one from per item (uniformly), then its levels; with
-    ``source_crf`` the LQ frames start from the whole-clip copy compressed at that CRF."""
+    ``source_crf`` the LQ frames start from a whole-clip copy compressed at that CRF, at a
+    place drawn from ``compress_at`` per item."""
 
     chains: tuple[DegradationRanges, ...]
     source_crf: int | None = None
+    compress_at: tuple[str, ...] = ("crop",)
 
-    def sample(self, rng: np.random.Generator) -> Degradation:
-        """Draw the on-the-fly degradation of one item."""
-        return self.chains[int(rng.integers(len(self.chains)))].sample(rng)
+    def __post_init__(self) -> None:
+        bad = [a for a in self.compress_at if a not in COMPRESS_AT]
+        if bad or not self.compress_at:
+            raise InputError(f"compress_at takes {' and/or '.join(COMPRESS_AT)}, got {bad or '[]'}")
 
-    def levels(self) -> list[Degradation]:
-        """Every degradation ``sample`` can draw."""
-        return sorted({d for chain in self.chains for d in chain.every_level()}, key=self.key)
+    def sample(self, rng: np.random.Generator) -> Level:
+        """Draw the LQ source and the on-the-fly degradation of one item."""
+        degradation = self.chains[int(rng.integers(len(self.chains)))].sample(rng)
+        if self.source_crf is None:
+            return Level(degradation)
+        return Level(degradation, self.compress_at[int(rng.integers(len(self.compress_at)))])
 
-    def key(self, degradation: Degradation) -> str:
-        """A name for the LQ frames of one level, e.g. ``crf45`` or ``blur21`` (cache folders)."""
+    def levels(self) -> list[Level]:
+        """Every level ``sample`` can draw."""
+        places = self.compress_at if self.source_crf is not None else (None,)
+        every = {d for chain in self.chains for d in chain.every_level()}
+        return sorted((Level(d, at) for d in every for at in places), key=self.key)
+
+    def key(self, level: Level) -> str:
+        """A name for the LQ frames of one level, e.g. ``crf45``, ``crf45src`` or ``blur21``
+        (cache folders)."""
+        crf = None if self.source_crf is None else f"{self.source_crf}"
+        if crf is not None and level.at == "source":
+            crf += "src"
         steps = {
-            "crf": self.source_crf,
-            "blur": degradation.blur,
-            "down": degradation.downscale,
-            "crfx": degradation.crf,
+            "crf": crf,
+            "blur": level.degradation.blur,
+            "down": level.degradation.downscale,
+            "crfx": level.degradation.crf,
         }
         name = "-".join(f"{k}{v}" for k, v in steps.items() if v is not None)
         return name or "clean"

@@ -6,6 +6,8 @@ A clip is degraded whole, once per (clip, task, level), and kept as
 output varies slightly from run to run on some CPUs (see ``avrestore.degrade.compress``), so
 every method, in this run and later ones, must read the same frames; compressing the whole
 clip also keeps the artefacts those of a real stream. Downscaling tasks store the small frames.
+With ``at_source`` the clip's source video is compressed whole at its own size and cut as
+prepared (``clip_cache.source_compressed_frames``): what ``restore`` gets from a user's video.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from avrestore.audio import audio_windows
-from avrestore.data.clip_cache import cache_folder, clip_frames
+from avrestore.data.clip_cache import cache_folder, clip_frames, source_compressed_frames
 from avrestore.data.datasets import AUDIO_RATE, read_clip
 from avrestore.degrade import Degradation, upscale
+from avrestore.errors import InputError
 from avrestore.media.audio import read_audio
 from avrestore.media.files import atomic_path
 
@@ -69,13 +72,20 @@ def load_clip(
     degradation: Degradation,
     key: str,
     max_frames: int | None = None,
+    at_source: bool = False,
 ) -> EvalClip:
-    """The prepared clip in ``folder`` degraded by ``degradation``, cut to its first
-    ``max_frames`` frames; the degraded clip is kept under ``key`` (``<task>-<level>``)."""
+    """The prepared clip in ``folder`` degraded by ``degradation`` (a compression, made on its
+    source video with ``at_source``), cut to its first ``max_frames`` frames; the degraded
+    clip is kept under ``key`` (``<task>-<level>``)."""
     meta = read_clip(folder)
     hq = clip_frames(folder, cache_dir)
-    kept = cache_folder(cache_dir, "evaluate") / key / f"{meta.clip_id}.npy"
-    degraded = _degraded(hq, folder / "face.mp4", meta.fps, degradation, kept)
+    if at_source:
+        if degradation.crf is None or degradation.blur or degradation.downscale:
+            raise InputError("compressing at the source is a compression-only protocol (car)")
+        degraded = source_compressed_frames(folder, cache_dir, degradation.crf, meta.source)
+    else:
+        kept = cache_folder(cache_dir, "evaluate") / key / f"{meta.clip_id}.npy"
+        degraded = _degraded(hq, folder / "face.mp4", meta.fps, degradation, kept)
     t = len(hq) if max_frames is None else min(max_frames, len(hq))
     hq, degraded = np.asarray(hq[:t]), np.asarray(degraded[:t])
     lq = upscale(degraded, hq.shape[1:3]) if degradation.downscale is not None else degraded

@@ -58,7 +58,13 @@ def markdown_table(results: dict) -> str:
     shown = [c for c in COLUMNS if any(r[c.key] is not None for r in rows.values())]
     missing = [c.title for c in COLUMNS if c not in shown]
     lines = [
-        f"Task {results['task']}, level {results['level']} ({results['degradation']}): "
+        f"Task {results['task']}, level {results['level']} ({results['degradation']}"
+        + (
+            ", compressed at the source video's size"
+            if results.get("compress_at") == "source"
+            else ""
+        )
+        + f"): "
         f"{results['clips']} clips, {results['frames']} frames"
         + (f"; landmarks: {results['landmarks']}" if results["landmarks"] else "")
         + ".",

@@ -58,6 +58,7 @@ def evaluate(
     cache: str | os.PathLike | None = None,
     batch: int = 1,
     device: str | torch.device = "cpu",
+    compress_at: str = "crop",
 ) -> Evaluation:
     """Degrade the clips of ``data`` for ``task`` at ``level``, restore them with each of
     ``models`` and score them (see ``avrestore evaluate --help`` for the arguments).
@@ -66,6 +67,8 @@ def evaluate(
     before the first clip is prepared or degraded.
     """
     degradation = degradation_for(task, level)
+    if compress_at not in ("crop", "source") or (compress_at == "source" and task != "car"):
+        raise InputError(f"--compress-at is crop, or source for car; got {compress_at!r}")
     for option, value in (("--max-frames", max_frames), ("--every", every)):
         if value is not None and value < 1:
             raise InputError(f"{option} must be at least 1, got {value}")
@@ -80,7 +83,14 @@ def evaluate(
     # disable=None: a bar (rate, ETA) on an interactive stderr, silence in logs and pipes.
     with tqdm(total=total, unit="frame", desc="evaluate", disable=None) as bar:
         for folder in clip_set.folders:
-            clip = load_clip(folder, clip_set.cache, degradation, f"{task}-{level}", max_frames)
+            clip = load_clip(
+                folder,
+                clip_set.cache,
+                degradation,
+                f"{task}-{level}",
+                max_frames,
+                at_source=compress_at == "source",
+            )
             for method in methods:
                 bar.set_postfix_str(f"{clip.clip_id[:24]} {method.label[:16]}")
                 start = time.perf_counter()
@@ -99,6 +109,7 @@ def evaluate(
         "task": task,
         "level": level,
         "degradation": str(degradation),
+        "compress_at": compress_at,
         "data": str(data),
         "clips": len(tally.clip_ids),
         "frames": tally.frames,

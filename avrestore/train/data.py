@@ -1,6 +1,7 @@
 """The datasets a config's ``data`` section describes (prepared clips, one task).
 
 ``data.levels`` (e.g. ``{blur: [21, 21]}``) replaces the task's degradation ranges;
+``data.compress_at`` (``[crop]``, ``[source]`` or both) where ``car``'s copy is compressed;
 ``data.landmarks`` is ``teacher`` (dlib on the HQ frames) or a landmark network (a shipped name
 or a weights path) whose predictions from the LQ frames the restorer then trains on.
 """
@@ -42,6 +43,7 @@ def build_datasets(cfg: dict) -> tuple[FaceWindowDataset, FaceWindowDataset | No
             seed=int(cfg.get("seed", 0)),
             levels=_levels(data),
             cache=data.get("cache"),
+            compress_at=tuple(data["compress_at"]) if data.get("compress_at") else None,
         )
         for split in splits
     ]
