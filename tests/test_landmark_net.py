@@ -69,7 +69,7 @@ def test_audio_is_used_ignored_or_missing_as_documented() -> None:
 
 def test_registered_with_the_model_protocol() -> None:
     net = build("landmark-net").eval()
-    assert (net.frames_in, net.frames_out) == (1, 1)
+    assert net.contract.input_size == 112
     inputs = net.dummy_inputs(96, 80)
     assert inputs["frames"].shape == (1, 3, 96, 80)
     with torch.no_grad():

@@ -11,6 +11,7 @@ import torch
 from avrestore.degrade import Degradation
 from avrestore.errors import InputError
 from avrestore.media.video import read_frames
+from avrestore.models.contract import AudioInput
 from avrestore.models.landmarkers import DLIB, load_landmarker
 from avrestore.models.registry import build
 from avrestore.models.weights import save_model
@@ -21,7 +22,7 @@ def test_dlib_on_a_degraded_crop_stays_near_the_teacher(prepared_root: Path) -> 
     frames, fps = read_frames(clip / "face.mp4")
     teacher = np.load(clip / "landmarks.npy")
     dlib = load_landmarker(DLIB)
-    assert dlib.audio_shape is None and dlib.label == "dlib"
+    assert dlib.audio is None and dlib.label == "dlib"
     clean = dlib.predict_frames(frames)
     assert clean.shape == (len(frames), 68, 2) and clean.dtype == np.float32
     # prepare's teacher is this very call, on the crop before its near-lossless encoding.
@@ -36,7 +37,7 @@ def test_a_landmark_network_is_loaded_with_its_audio_window(tmp_path: Path) -> N
     path = tmp_path / "lm.safetensors"
     save_model(build("landmark-net"), path, {"type": "landmark-net"})
     net = load_landmarker(str(path))
-    assert net.audio_shape == (21, 13) and net.label == str(path)
+    assert net.audio == AudioInput(21, 13) and net.label == str(path)
     crops = np.random.default_rng(0).integers(0, 256, (5, 96, 96, 3), np.uint8)
     assert net.predict_frames(crops, np.zeros((5, 21, 13), np.float32)).shape == (5, 68, 2)
 

@@ -10,7 +10,14 @@ from conftest import run_cli
 from torch import nn
 
 from avrestore.errors import InputError
-from avrestore.models.complexity import count_macs, count_parameters, measure, restores_frames
+from avrestore.models.complexity import count_macs, count_parameters, measure
+from avrestore.models.contract import (
+    AudioInput,
+    LandmarkerContract,
+    RestorerContract,
+    landmarker_contract,
+    restorer_contract,
+)
 from avrestore.models.dcn import DCNv2Pack
 from avrestore.models.registry import REGISTRY, build
 
@@ -40,13 +47,35 @@ def test_macs_of_conv_linear_and_deformable_conv() -> None:
     )
 
 
-def test_every_frame_restoration_model_has_a_cost() -> None:
-    restorers = [name for name in REGISTRY if restores_frames(build(name))]
-    assert {"gavn", "gavn-small"} <= set(restorers)
-    for name in restorers:
+def test_every_registered_model_declares_a_contract_and_has_a_cost() -> None:
+    kinds = {name: type(build(name).contract) for name in REGISTRY}
+    assert set(kinds.values()) <= {RestorerContract, LandmarkerContract}
+    assert kinds["gavn-small"] is RestorerContract and kinds["landmark-net"] is LandmarkerContract
+    for name in REGISTRY:
         cost = measure(build(name), size=32)
         assert cost.frames_out >= 1 and cost.frames_in >= cost.frames_out, name
         assert cost.params > 0 and cost.gmacs_per_frame > 0, name
+
+
+def test_a_contract_says_what_the_model_consumes() -> None:
+    full = restorer_contract(build("gavn-small"))
+    assert full == RestorerContract(
+        frames_in=7,
+        frames_out=3,
+        crop_size=224,
+        audio=AudioInput(window=21, n_mfcc=13, rate=16000),
+        landmarks=True,
+        ablations=("audio", "landmarks", "temporal"),
+    )
+    bare = restorer_contract(build("gavn-small", n=2, use_audio=False, crop_size=128))
+    assert (bare.frames_in, bare.frames_out, bare.crop_size) == (9, 5, 128)
+    assert bare.audio is None and bare.landmarks
+    assert not restorer_contract(build("gavn-small", use_identity=False)).landmarks
+    assert landmarker_contract(build("landmark-net")).input_size == 112
+    with pytest.raises(InputError, match="LandmarkNet, not a face restoration model"):
+        restorer_contract(build("landmark-net"), "x")
+    with pytest.raises(InputError, match="Linear, not a landmark network"):
+        landmarker_contract(nn.Linear(1, 1))
 
 
 def test_models_cli_lists_both_gavn_sizes_as_json() -> None:
@@ -59,3 +88,14 @@ def test_models_cli_lists_both_gavn_sizes_as_json() -> None:
         assert (row["frames_in"], row["frames_out"], row["frame_size"]) == (7, 3, 32)
         assert row["gmacs_per_frame"] > 0 and row["summary"]
     assert rows["gavn"]["gmacs_per_frame"] > rows["gavn-small"]["gmacs_per_frame"]
+
+
+def test_the_crop_size_a_model_was_trained_on_travels_in_its_weights(tmp_path) -> None:
+    from avrestore.models.weights import load_model, save_model
+
+    save_model(
+        build("gavn-small", crop_size=128),
+        tmp_path / "m.safetensors",
+        {"type": "gavn-small", "crop_size": 128},
+    )
+    assert restorer_contract(load_model(tmp_path / "m.safetensors")).crop_size == 128

@@ -21,6 +21,10 @@ from avrestore.errors import InputError
 
 WIN_MS = 25.0
 HOP_MS = 10.0
+# The speech every model hears: 16 kHz mono, 13 MFCCs, 21 steps (0.2 s) around each frame.
+AUDIO_RATE = 16000
+N_MFCC = 13
+MFCC_WINDOW = 21
 # python_speech_features' stand-in for log(0); MFCCs must match it on digital silence too.
 _LOG_FLOOR = np.finfo(np.float64).eps
 
@@ -29,7 +33,7 @@ _LOG_FLOOR = np.finfo(np.float64).eps
 class Framing:
     """Short-time frames of a signal at ``rate`` Hz: step k covers ``[k*hop, k*hop + win)``."""
 
-    rate: int = 16000
+    rate: int = AUDIO_RATE
     win_ms: float = WIN_MS
     hop_ms: float = HOP_MS
 
@@ -123,7 +127,7 @@ def _power_spectrum(
 
 def log_mel(
     audio: np.ndarray,
-    rate: int = 16000,
+    rate: int = AUDIO_RATE,
     n_mels: int = 80,
     win_ms: float = WIN_MS,
     hop_ms: float = HOP_MS,
@@ -146,8 +150,8 @@ def log_mel(
 
 def mfcc(
     audio: np.ndarray,
-    rate: int = 16000,
-    n_mfcc: int = 13,
+    rate: int = AUDIO_RATE,
+    n_mfcc: int = N_MFCC,
     win_ms: float = WIN_MS,
     hop_ms: float = HOP_MS,
     n_fft: int | None = None,

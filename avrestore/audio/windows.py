@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from avrestore.audio.features import DEFAULT_FRAMING, Framing, mfcc
+from avrestore.audio.features import DEFAULT_FRAMING, MFCC_WINDOW, N_MFCC, Framing, mfcc
 from avrestore.errors import InputError
 
 
@@ -20,7 +20,7 @@ def frame_windows(
     features: np.ndarray,
     n_frames: int,
     fps: float,
-    width: int = 21,
+    width: int = MFCC_WINDOW,
     framing: Framing = DEFAULT_FRAMING,
 ) -> np.ndarray:
     """(n_frames, width, C) windows of ``features`` (steps, C) centred on each frame's time.
@@ -38,7 +38,12 @@ def frame_windows(
 
 
 def audio_windows(
-    audio: np.ndarray, rate: int, n_frames: int, fps: float, width: int = 21, n_mfcc: int = 13
+    audio: np.ndarray,
+    rate: int,
+    n_frames: int,
+    fps: float,
+    width: int = MFCC_WINDOW,
+    n_mfcc: int = N_MFCC,
 ) -> np.ndarray:
     """(n_frames, width, n_mfcc) float32 MFCC windows of a mono signal, one per video frame.
 

@@ -9,23 +9,20 @@ import typer
 
 
 def _describe(name: str, size: int) -> dict[str, object]:
-    """One model's row: parameters always; cost and frame counts if it follows the protocol."""
-    from avrestore.models.complexity import count_parameters, measure, restores_frames
+    """One model's row: parameters, cost per output frame and frames in -> out."""
+    from avrestore.models.complexity import measure
     from avrestore.models.registry import REGISTRY, build
 
-    model = build(name)
-    row: dict[str, object] = {"name": name, "params": count_parameters(model)}
-    if restores_frames(model):
-        cost = measure(model, size)
-        row.update(
-            gmacs_per_frame=round(cost.gmacs_per_frame, 3),
-            frames_in=cost.frames_in,
-            frames_out=cost.frames_out,
-        )
-    else:
-        row.update(gmacs_per_frame=None, frames_in=None, frames_out=None)
-    row.update(frame_size=size, summary=REGISTRY[name].summary)
-    return row
+    cost = measure(build(name), size)
+    return {
+        "name": name,
+        "params": cost.params,
+        "gmacs_per_frame": round(cost.gmacs_per_frame, 3),
+        "frames_in": cost.frames_in,
+        "frames_out": cost.frames_out,
+        "frame_size": size,
+        "summary": REGISTRY[name].summary,
+    }
 
 
 def models(
@@ -45,8 +42,7 @@ def models(
         return
     typer.echo(f"{'model':<16} {'params':>10} {f'GMACs/frame@{size}':>18} {'in->out':>8}  summary")
     for r in rows:
-        gmacs = "-" if r["gmacs_per_frame"] is None else f"{r['gmacs_per_frame']:.2f}"
-        frames = "-" if r["frames_in"] is None else f"{r['frames_in']}->{r['frames_out']}"
+        gmacs, frames = f"{r['gmacs_per_frame']:.2f}", f"{r['frames_in']}->{r['frames_out']}"
         typer.echo(
             f"{r['name']:<16} {r['params'] / 1e6:>9.2f}M {gmacs:>18} {frames:>8}  {r['summary']}"
         )

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from avrestore.audio import audio_windows
+from avrestore.audio import AUDIO_RATE, MFCC_WINDOW, N_MFCC, audio_windows
 from avrestore.data.augment import (
     crop_frames,
     crop_landmarks,
@@ -50,8 +50,6 @@ from avrestore.errors import InputError
 from avrestore.media.audio import read_audio
 
 MARGIN = 2  # LQ frames on each side of the restored ones
-AUDIO_RATE = 16000
-AUDIO_WIDTH, N_MFCC = 21, 13
 
 
 @dataclass(frozen=True)
@@ -192,7 +190,7 @@ class FaceWindowDataset(Dataset):
             audio = read_audio(clip.folder / "audio.wav", rate=AUDIO_RATE)
             assert audio is not None  # a wav always has its one stream
             self._audio[clip.clip_id] = audio_windows(
-                audio.mono, AUDIO_RATE, clip.frames, clip.fps, AUDIO_WIDTH, N_MFCC
+                audio.mono, AUDIO_RATE, clip.frames, clip.fps, MFCC_WINDOW, N_MFCC
             )
         return self._audio[clip.clip_id]
 
@@ -259,7 +257,7 @@ class FaceWindowDataset(Dataset):
 
     def _item_audio(self, clip: PreparedClip, centre: slice) -> torch.Tensor:
         if not clip.has_audio:
-            return torch.zeros(centre.stop - centre.start, AUDIO_WIDTH, N_MFCC)
+            return torch.zeros(centre.stop - centre.start, MFCC_WINDOW, N_MFCC)
         return torch.from_numpy(np.array(self.audio_windows(clip)[centre], np.float32))
 
 

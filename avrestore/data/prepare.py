@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from avrestore.audio.features import AUDIO_RATE
 from avrestore.data.layouts import ClipSource
 from avrestore.faces.crop import crop_square, face_box_in_crop, square_boxes
 from avrestore.faces.detect import FaceDetector
@@ -30,7 +31,6 @@ from avrestore.faces.track import fill_missing, smooth_boxes, track_largest
 from avrestore.media.audio import read_audio
 from avrestore.media.video import VideoWriter, iter_frames, probe
 
-AUDIO_RATE = 16000
 MIN_FRAMES = 2  # one frame gives no temporal context to learn from
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from avrestore.audio import audio_windows
+from avrestore.audio.features import AUDIO_RATE
 from avrestore.data.clip_cache import cache_folder, clip_frames, source_compressed_frames
-from avrestore.data.datasets import AUDIO_RATE, read_clip
+from avrestore.data.datasets import read_clip
 from avrestore.degrade import Degradation, upscale
 from avrestore.errors import InputError
 from avrestore.media.audio import read_audio

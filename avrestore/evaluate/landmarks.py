@@ -40,8 +40,8 @@ class PredictedLandmarks:
 
     def __call__(self, clip: EvalClip) -> np.ndarray:
         """Landmarks of every LQ frame (without speech, a network's audio branch gets None)."""
-        shape = self.landmarker.audio_shape
-        audio = None if shape is None else clip.audio_windows(*shape)
+        a = self.landmarker.audio
+        audio = None if a is None else clip.audio_windows(a.window, a.n_mfcc)
         return self.landmarker.predict_frames(clip.lq, audio)
 
 

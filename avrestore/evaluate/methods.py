@@ -1,7 +1,7 @@
 """The methods compared: the degraded ``input``, ``bicubic`` upscaling, and networks given by
 a registered name with shipped weights or a ``.safetensors`` path.
 
-A network name may end in ablations the model declares (``ablations``), each ``:no-<part>``:
+A network name may end in ablations its contract declares (``ablations``), each ``:no-<part>``:
 ``gavn-small-car:no-audio`` runs the checkpoint without its audio input, ``:no-landmarks``
 without landmarks, ``:no-temporal`` with GAVN's temporal features T replaced by zeros."""
 
@@ -20,13 +20,13 @@ from torch import nn
 from avrestore.errors import InputError
 from avrestore.evaluate.clips import EvalClip
 from avrestore.evaluate.landmarks import LandmarkSource, landmark_source
-from avrestore.models.complexity import restores_frames
-from avrestore.models.landmark_net import LandmarkNet
+from avrestore.models.contract import restorer_contract
 from avrestore.models.weights import resolve_model
 from avrestore.restore.window import restore_sequence
 
 INPUT, BICUBIC = "input", "bicubic"
 REFERENCES = (INPUT, BICUBIC)
+WITHHELD = frozenset({"audio", "landmarks"})  # ablations made by not passing an input
 
 
 class Method(Protocol):
@@ -79,23 +79,19 @@ class Network:
     def restore(self, clip: EvalClip) -> np.ndarray:
         """The restored frames; audio windows and landmarks only for models that take them
         and have them on (a silent clip runs with the audio branch off)."""
-        m = self.model
+        m, a = self.model, restorer_contract(self.model).audio
         audio = None
-        if uses(m, "audio") and "audio" not in self.off:
-            audio = clip.audio_windows(m.audio_window, m.n_mfcc)
+        if a is not None and "audio" not in self.off:
+            audio = clip.audio_windows(a.window, a.n_mfcc)
         marks = None
         if self.landmarks is not None and "landmarks" not in self.off:
             marks = self.landmarks(clip)
-        m.temporal_off = "temporal" in self.off
-        try:
+        # Inputs are switched off by withholding them; any other part by the model itself.
+        inside = self.off - WITHHELD
+        if not inside:
             return restore_sequence(m, clip.lq, audio, marks, self.batch, self.device)
-        finally:
-            m.temporal_off = False
-
-
-def uses(model: nn.Module, branch: str) -> bool:
-    """Whether ``model`` takes the optional input ``branch`` (``audio`` or ``landmarks``)."""
-    return bool(getattr(model, f"use_{branch}", False))
+        with m.ablate(inside):
+            return restore_sequence(m, clip.lq, audio, marks, self.batch, self.device)
 
 
 def labels(names: Sequence[str]) -> list[str]:
@@ -130,13 +126,13 @@ def build_methods(
     loaded = {base: _load_network(base, device) for base, _ in parsed.values()}
     networks = {n: loaded[base] for n, (base, _) in parsed.items()}
     for n, (base, off) in parsed.items():
-        known = set(getattr(networks[n], "ablations", ()))
+        known = set(restorer_contract(networks[n]).ablations)
         if not off <= known:
             raise InputError(
                 f"--models {n}: {base} can switch off {', '.join(sorted(known)) or 'nothing'}"
             )
     source = None
-    if any(uses(m, "landmarks") for m in networks.values()):
+    if any(restorer_contract(m).landmarks for m in networks.values()):
         source = landmark_source(landmark_model, teacher_landmarks, device)
     methods: list[Method] = []
     for name, label in zip(names, labels(names), strict=True):
@@ -146,7 +142,7 @@ def build_methods(
             methods.append(Bicubic(label))
         else:
             model = networks[name]
-            marks = source if uses(model, "landmarks") else None
+            marks = source if restorer_contract(model).landmarks else None
             methods.append(Network(label, model, marks, batch, device, parsed[name][1]))
     return methods
 
@@ -168,6 +164,5 @@ def _load_network(name: str, device: str | torch.device) -> nn.Module:
             f"--models {name}: {e} (besides {' and '.join(REFERENCES)}, give a registered "
             "name with shipped weights or a .safetensors path)"
         ) from None
-    if isinstance(model, LandmarkNet) or not restores_frames(model):
-        raise InputError(f"--models {name} is a {type(model).__name__}, not a restoration model")
+    restorer_contract(model, f"--models {name}")
     return model.to(device).eval()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from avrestore.models.contract import RestorerContract
 from avrestore.models.dcn import ModulatedDeformConv2d
 
 _COUNTED = (nn.Conv2d, nn.Linear, ModulatedDeformConv2d)
@@ -45,7 +46,7 @@ def count_macs(model: nn.Module, **inputs: Tensor) -> int:
 
 @dataclass(frozen=True)
 class Complexity:
-    """Size and cost of a model that follows the registry's protocol."""
+    """Size and cost of a registered model."""
 
     params: int
     gmacs_per_frame: float  # 1e9 MACs per restored output frame
@@ -54,9 +55,13 @@ class Complexity:
     size: int  # square frame side the cost was measured at
 
 
-def restores_frames(model: nn.Module) -> bool:
-    """Whether ``model`` follows the frame-restoration protocol of models/registry.py."""
-    return all(hasattr(model, a) for a in ("frames_in", "frames_out", "dummy_inputs"))
+def frames_per_call(model: nn.Module) -> tuple[int, int]:
+    """Frames one forward call reads and returns, from the model's contract (a landmarker
+    reads one crop and gives that crop's points)."""
+    contract = model.contract
+    if isinstance(contract, RestorerContract):
+        return contract.frames_in, contract.frames_out
+    return 1, 1
 
 
 def measure(model: nn.Module, size: int = 224) -> Complexity:
@@ -64,14 +69,13 @@ def measure(model: nn.Module, size: int = 224) -> Complexity:
 
     The model is switched to eval mode.
     """
-    if not restores_frames(model):
-        raise TypeError(f"{type(model).__name__} lacks the protocol of models/registry.py")
     model.eval()
+    frames_in, frames_out = frames_per_call(model)
     macs = count_macs(model, **model.dummy_inputs(size, size))
     return Complexity(
         params=count_parameters(model),
-        gmacs_per_frame=macs / model.frames_out / 1e9,
-        frames_in=model.frames_in,
-        frames_out=model.frames_out,
+        gmacs_per_frame=macs / frames_out / 1e9,
+        frames_in=frames_in,
+        frames_out=frames_out,
         size=size,
     )

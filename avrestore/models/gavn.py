@@ -39,16 +39,20 @@ Readings where the paper leaves a choice (each explained where it is made):
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avrestore.audio.features import MFCC_WINDOW, N_MFCC
 from avrestore.errors import InputError
 from avrestore.models.blocks import UpsampleBlock, conv3x3, lrelu, residual_blocks
+from avrestore.models.contract import N_LANDMARKS, AudioInput, RestorerContract
 from avrestore.models.dcn import DCNv2Pack
 from avrestore.models.heatmaps import landmark_heatmaps
 
-N_LANDMARKS = 68
 SIZE_MULTIPLE = 16  # L3 is at 1/16: frames are padded to a multiple of it
 
 # Stream -> how far back its source frame lies: FS_j from j-2 (eq. 6), FA_j from j-1 (eq. 4),
@@ -427,16 +431,20 @@ class GAVN(nn.Module):
         prop_blocks: int = 2,
         identity_blocks: int = 2,
         up_blocks: tuple[int, int] = (10, 2),
-        audio_window: int = 21,
-        n_mfcc: int = 13,
+        audio_window: int = MFCC_WINDOW,
+        n_mfcc: int = N_MFCC,
         audio_hidden: int = 64,
         heatmap_sigma: float = 2.0,
         use_identity: bool = True,
         use_audio: bool = True,
         use_landmarks: bool = True,
+        crop_size: int = 224,
     ) -> None:
         super().__init__()
         self.n = n
+        # Not architecture: the face crop side it is trained on, which ``restore`` cuts faces
+        # at (the audio map's geometry, ``AudioEncoder``, is relative to that crop).
+        self.crop_size = crop_size
         self.frames_in, self.frames_out = 2 * n + 5, 2 * n + 1
         self.audio_window, self.n_mfcc = audio_window, n_mfcc
         self.use_audio = use_identity and use_audio
@@ -457,11 +465,35 @@ class GAVN(nn.Module):
             else None
         )
         self.reconstruction = Reconstruction(channels, tuple(up_blocks), modulated=use_identity)
-        # An evaluation switch: T replaced by zeros measures what the temporal module brings.
+        # An evaluation switch (``ablate``): T replaced by zeros measures what the temporal
+        # module brings.
         self.temporal_off = False
 
-    # What evaluation may switch off in a trained model (``avrestore evaluate`` suffixes).
-    ablations = ("audio", "landmarks", "temporal")
+    @property
+    def contract(self) -> RestorerContract:
+        """2N+5 crops in, 2N+1 out; audio and landmarks when the identity module has them;
+        evaluation may switch off audio, landmarks and the temporal module (T = 0)."""
+        return RestorerContract(
+            frames_in=self.frames_in,
+            frames_out=self.frames_out,
+            crop_size=self.crop_size,
+            audio=AudioInput(self.audio_window, self.n_mfcc) if self.use_audio else None,
+            landmarks=self.use_landmarks,
+            ablations=("audio", "landmarks", "temporal"),
+        )
+
+    @contextlib.contextmanager
+    def ablate(self, parts: frozenset[str]) -> Iterator[None]:
+        """Run with ``parts`` switched off inside the model: ``temporal`` (T = 0). Audio and
+        landmarks are switched off by not passing them."""
+        unknown = set(parts) - {"temporal"}
+        if unknown:
+            raise ValueError(f"GAVN cannot switch off {sorted(unknown)} inside itself")
+        self.temporal_off = "temporal" in parts
+        try:
+            yield
+        finally:
+            self.temporal_off = False
 
     def forward(
         self,

@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-N_LANDMARKS = 68
+from avrestore.audio.features import MFCC_WINDOW, N_MFCC
+from avrestore.models.contract import N_LANDMARKS, AudioInput, LandmarkerContract
+
 INPUT_SIZE = 112  # PFLD's training resolution; any input is resized to it
 
 # PFLD Table 1 inverted-residual stages: (expansion t, channels c, repeats n, stride s).
@@ -92,14 +94,11 @@ class LandmarkNet(nn.Module):
     during training so the head learns to use it as such.
     """
 
-    frames_in = 1  # the registry protocol: one frame in, the landmarks of that frame out
-    frames_out = 1
-
     def __init__(
         self,
         use_audio: bool = True,
-        audio_window: int = 21,
-        n_mfcc: int = 13,
+        audio_window: int = MFCC_WINDOW,
+        n_mfcc: int = N_MFCC,
         audio_dim: int = 64,
         audio_dropout: float = 0.1,
     ) -> None:
@@ -123,6 +122,12 @@ class LandmarkNet(nn.Module):
         self.audio = AudioEmbedding(audio_window, n_mfcc, audio_dim) if use_audio else None
         head_in = 16 + 32 + 128 + (audio_dim if use_audio else 0)
         self.head = nn.Linear(head_in, N_LANDMARKS * 2)
+
+    @property
+    def contract(self) -> LandmarkerContract:
+        """One crop (resized to 112²) in, 68 points out; with audio, the frame's MFCC window."""
+        audio = None if self.audio is None else AudioInput(self.audio.window, self.audio.n_mfcc)
+        return LandmarkerContract(INPUT_SIZE, audio)
 
     def dummy_inputs(self, height: int, width: int) -> dict[str, Tensor]:
         """Random forward arguments for one ``height`` x ``width`` frame (batch 1)."""

@@ -20,11 +20,11 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
-from avrestore.errors import InputError
 from avrestore.faces.crop import face_box_in_crop
 from avrestore.faces.landmarks import LandmarkPredictor
-from avrestore.models.landmark_net import N_LANDMARKS, LandmarkNet
+from avrestore.models.contract import N_LANDMARKS, AudioInput, landmarker_contract
 from avrestore.models.weights import resolve_model
 
 DLIB = "dlib"
@@ -35,7 +35,7 @@ class Landmarker(Protocol):
     """Gives 68 landmarks per LQ face crop."""
 
     label: str
-    audio_shape: tuple[int, int] | None  # (window, n_mfcc) of the speech it reads, or None
+    audio: AudioInput | None  # the MFCC windows of the speech it reads, or None
 
     def predict_frames(self, frames: np.ndarray, audio: np.ndarray | None = None) -> np.ndarray:
         """(T, 68, 2) float32 landmarks of RGB uint8 crops (T, H, W, 3), with their MFCC
@@ -47,7 +47,7 @@ class DlibCropLandmarks:
     """dlib's shape predictor in the face box a face crop implies (no detection: ~4 ms a frame)."""
 
     label = DLIB
-    audio_shape = None
+    audio = None
 
     def __init__(self) -> None:
         self.predictor = LandmarkPredictor()
@@ -64,14 +64,13 @@ class DlibCropLandmarks:
 class NetLandmarks:
     """A landmark network run on the crops with their speech."""
 
-    net: LandmarkNet
+    net: nn.Module
     label: str
 
     @property
-    def audio_shape(self) -> tuple[int, int] | None:
-        """The MFCC window the network's audio branch reads, if it has one."""
-        a = self.net.audio
-        return None if a is None else (a.window, a.n_mfcc)
+    def audio(self) -> AudioInput | None:
+        """The MFCC windows the network's audio branch reads, if it has one."""
+        return landmarker_contract(self.net).audio
 
     def predict_frames(self, frames: np.ndarray, audio: np.ndarray | None = None) -> np.ndarray:
         """Landmarks of each crop (the audio branch gets None without speech)."""
@@ -84,8 +83,5 @@ def load_landmarker(name: str, device: str | torch.device = "cpu") -> Landmarker
     if name == DLIB:
         return DlibCropLandmarks()
     net = resolve_model(name)
-    if not isinstance(net, LandmarkNet):
-        raise InputError(
-            f"landmark model {name} holds a {type(net).__name__}, not a landmark network"
-        )
+    landmarker_contract(net, f"landmark model {name}")
     return NetLandmarks(net.to(device).eval(), name)

@@ -2,12 +2,11 @@
 
 Every model is imported explicitly here; nothing scans folders at import time.
 
-Protocol of a frame-restoration model (``avrestore models`` and the benchmarks rely on it; for
-a model without it, such as a landmark predictor, they report only the parameter count):
-- ``frames_in`` / ``frames_out`` (int attributes): LQ frames one forward call takes, and
-  restored frames it returns;
+What every registered model provides (callers rely on nothing else):
+- ``contract``: what it consumes and produces (``avrestore.models.contract``);
 - ``dummy_inputs(height, width) -> dict[str, Tensor]``: keyword arguments of one forward call
-  (batch 1) on frames of that size, with every optional input the model uses present.
+  (batch 1) on frames of that size, every optional input it uses present (for ``avrestore
+  models`` and the benchmarks).
 """
 
 from __future__ import annotations

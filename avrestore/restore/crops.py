@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from avrestore.models.contract import restorer_contract
 from avrestore.models.landmarkers import Landmarker
 from avrestore.restore.window import restore_sequence
 
@@ -15,8 +16,8 @@ class FaceRestorer:
     """Restores the crops of frames ``first .. first + n`` of a video (a ``RestoreFn``).
 
     ``audio`` holds the MFCC windows of every frame of the video (T, W_a, n_mfcc), or None
-    when it has no audio track; ``landmarker`` is used only if the model has a landmark
-    branch (``use_landmarks``), and the windows go to each network that takes audio.
+    when it has no audio track; ``landmarker`` is used only if the model's contract takes
+    landmarks, and the windows go to each network that takes audio.
     """
 
     def __init__(
@@ -27,21 +28,21 @@ class FaceRestorer:
         batch: int = 1,
         device: str | torch.device = "cpu",
     ) -> None:
-        self.model = model
+        self.model, self.contract = model, restorer_contract(model)
         self.audio = audio
-        self.landmarker = landmarker if getattr(model, "use_landmarks", False) else None
-        self.uses_audio = bool(getattr(model, "use_audio", False))
+        self.landmarker = landmarker if self.contract.landmarks else None
+        self.uses_audio = self.contract.audio is not None
         self.batch, self.device = batch, device
 
     @property
     def frames_in(self) -> int:
         """LQ frames the model reads per window."""
-        return int(self.model.frames_in)
+        return self.contract.frames_in
 
     @property
     def frames_out(self) -> int:
         """Frames the model restores per window."""
-        return int(self.model.frames_out)
+        return self.contract.frames_out
 
     def __call__(self, first: int, crops: np.ndarray) -> np.ndarray:
         """Restored crops (n, S, S, 3) uint8 of frames ``first .. first + n``."""

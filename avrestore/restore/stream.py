@@ -68,8 +68,10 @@ def plan_restoration(
     all_faces: bool = False,
     max_frames: int | None = None,
     progress: bool = False,
+    size: int = TRAINING_CLIPS.size,
 ) -> RestorePlan:
-    """Pass 1: search every ``detect_every``-th frame for faces and plan the tracks."""
+    """Pass 1: search every ``detect_every``-th frame for faces and plan the tracks; faces
+    will be cut at ``size`` (the model's crop size)."""
     info = probe(path)
     detector = FaceDetector(TRAINING_CLIPS.detector)
     frames = _decoded(path, info.fps, scale, max_frames)
@@ -80,7 +82,7 @@ def plan_restoration(
     if not detections:
         raise InputError(f"no frames could be decoded from {path}")
     tracks = plan_tracks(detections, info.fps, TRAINING_CLIPS.smooth_sigma, several=all_faces)
-    return RestorePlan(info.fps, len(detections), scale, tracks)
+    return RestorePlan(info.fps, len(detections), scale, tracks, size)
 
 
 def restored_frames(

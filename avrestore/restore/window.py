@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from avrestore.models.contract import restorer_contract
+
 
 def _pad(x: np.ndarray, before: int, after: int) -> np.ndarray:
     """Reflect along axis 0 (repeat when there is a single frame to reflect)."""
@@ -39,7 +41,8 @@ def restore_sequence(
 ) -> np.ndarray:
     """Restore (T, H, W, 3) uint8 frames with per-frame audio windows (T, W_a, n_mfcc) and
     landmarks (T, 68, 2), either may be None; returns (T, H, W, 3) uint8."""
-    n_in, n_out = int(model.frames_in), int(model.frames_out)
+    contract = restorer_contract(model)
+    n_in, n_out = contract.frames_in, contract.frames_out
     ctx = (n_in - n_out) // 2
     t = len(frames)
     tail = -t % n_out

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from avrestore.audio.features import MFCC_WINDOW, N_MFCC
 from avrestore.data.clip_cache import cache_folder
-from avrestore.data.datasets import AUDIO_WIDTH, N_MFCC, FaceWindowDataset
+from avrestore.data.datasets import FaceWindowDataset
 from avrestore.errors import InputError
 from avrestore.media.files import atomic_path
 from avrestore.models.landmarkers import DLIB, load_landmarker
@@ -46,10 +47,11 @@ def predicted_landmarks(datasets: list[FaceWindowDataset], name: str) -> Path:
     if not jobs:
         return folder
     landmarker = load_landmarker(name)
-    if landmarker.audio_shape not in (None, (AUDIO_WIDTH, N_MFCC)):
-        raise InputError(f"data.landmarks: {name} reads MFCC windows of {landmarker.audio_shape}")
+    a = landmarker.audio
+    if a is not None and (a.window, a.n_mfcc) != (MFCC_WINDOW, N_MFCC):
+        raise InputError(f"data.landmarks: {name} reads MFCC windows of {a.window}x{a.n_mfcc}")
     for ds, clip, level in tqdm(jobs, desc="landmarks", unit="clip"):
-        audio = ds.audio_windows(clip) if clip.has_audio and landmarker.audio_shape else None
+        audio = ds.audio_windows(clip) if clip.has_audio and a is not None else None
         points = landmarker.predict_frames(ds.lq_clip(clip, level), audio)
         out = folder / ds.task.key(level) / f"{clip.clip_id}.npy"
         out.parent.mkdir(parents=True, exist_ok=True)

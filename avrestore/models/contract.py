@@ -1,0 +1,72 @@
+"""What a model consumes and produces, declared by the model itself.
+
+Every registered model has a ``contract`` property. Callers (``restore``, ``evaluate``,
+training, the benchmarks) read it to decide what to feed a model and refuse one that does not
+fit, instead of guessing from its class or its attributes:
+
+- a ``RestorerContract``: ``frames_in`` LQ face crops in, the ``frames_out`` centre ones
+  restored out, both of side ``crop_size`` (the size the model was trained on: ``restore``
+  cuts faces at it); optionally the MFCC windows of the speech (``audio``), the 68 landmarks
+  found on the LQ crops (``landmarks``) and codec side data (``side_data``, e.g. ``qp``); the
+  parts evaluation may switch off in a trained model (``ablations``);
+- a ``LandmarkerContract``: one face crop in (resized to ``input_size`` inside), 68 points out,
+  optionally with the frame's MFCC window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from avrestore.audio.features import AUDIO_RATE, MFCC_WINDOW, N_MFCC
+from avrestore.errors import InputError
+
+N_LANDMARKS = 68  # dlib's 68-point layout, for every landmark input and output
+
+
+@dataclass(frozen=True)
+class AudioInput:
+    """Per video frame, the ``window`` MFCC steps (of ``n_mfcc`` coefficients) of ``rate`` Hz
+    mono speech around it (``avrestore.audio.audio_windows``)."""
+
+    window: int = MFCC_WINDOW
+    n_mfcc: int = N_MFCC
+    rate: int = AUDIO_RATE
+
+
+@dataclass(frozen=True)
+class RestorerContract:
+    """A face-crop restorer's inputs and outputs (see the module docstring)."""
+
+    frames_in: int
+    frames_out: int
+    crop_size: int
+    audio: AudioInput | None = None
+    landmarks: bool = False
+    side_data: tuple[str, ...] = ()
+    ablations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LandmarkerContract:
+    """A landmark network's input size and whether it reads the frame's MFCC window."""
+
+    input_size: int
+    audio: AudioInput | None = None
+
+
+def restorer_contract(model: nn.Module, name: str = "the model") -> RestorerContract:
+    """``model``'s contract, or InputError if it is not a face restorer."""
+    contract = getattr(model, "contract", None)
+    if not isinstance(contract, RestorerContract):
+        raise InputError(f"{name} holds a {type(model).__name__}, not a face restoration model")
+    return contract
+
+
+def landmarker_contract(model: nn.Module, name: str = "the model") -> LandmarkerContract:
+    """``model``'s contract, or InputError if it is not a landmark network."""
+    contract = getattr(model, "contract", None)
+    if not isinstance(contract, LandmarkerContract):
+        raise InputError(f"{name} holds a {type(model).__name__}, not a landmark network")
+    return contract
