@@ -3,6 +3,7 @@ equal to an uninterrupted run, and two-process DistributedDataParallel on the CP
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,12 +18,13 @@ from safetensors.torch import load_file
 
 from avrestore.errors import InputError
 from avrestore.models.registry import build
-from avrestore.models.weights import save_model
+from avrestore.models.weights import read_metadata, save_model
 from avrestore.train.checkpoint import load_state
 from avrestore.train.config import apply_overrides
 from avrestore.train.loop import optimiser_for, train
-from avrestore.train.plan import Position, locate, parse_stages, stage_start
+from avrestore.train.plan import Position, locate, stage_start
 from avrestore.train.sampler import EpochSampler
+from avrestore.train.schema import parse_stages
 
 
 def test_overrides_set_nested_keys_list_items_and_yaml_types() -> None:
@@ -182,6 +184,8 @@ def test_a_stage_can_start_from_a_weights_file(tiny_config: Path, tmp_path: Path
     joint = {"name": "joint", "epochs": 1, "lr": 0.0, "init": str(tmp_path / "start.safetensors")}
     cfg["train"]["stages"] = [joint]
     final = train(cfg, tmp_path / "run")
+    # The crop size of the clips it trained on travels in the weights (restore cuts faces so).
+    assert json.loads(read_metadata(final)["model"])["crop_size"] == 96
     got, want = load_file(str(final)), dict(start.named_parameters())
     assert got.keys() == start.state_dict().keys()
     for k in want:  # lr 0: the stage kept exactly the weights it started from (batch-norm

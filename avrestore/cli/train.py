@@ -23,7 +23,7 @@ def train(
     from avrestore.train.config import load_config
     from avrestore.train.loop import train as run_training
 
-    cfg = load_config(config, overrides or [])
-    out = run_dir or Path("runs") / str(cfg.get("name", config.stem))
+    cfg = load_config(config, overrides or [])  # checked whole before anything is made
+    out = run_dir or Path("runs") / (cfg.name or config.stem)
     final = run_training(cfg, out, resume=resume)
     typer.echo(f"weights: {final}")

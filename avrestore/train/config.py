@@ -2,7 +2,8 @@
 
 An override is ``dotted.key=value``; the value is parsed as YAML, so ``train.seed=3`` gives an
 int, ``data.root=/x`` a string and ``model.use_audio=false`` a bool. List items are addressed
-by index: ``stages.0.epochs=2``.
+by index: ``train.stages.0.epochs=2``. The result is checked against ``schema`` before anything
+runs.
 """
 
 from __future__ import annotations
@@ -15,20 +16,32 @@ from typing import Any
 import yaml
 
 from avrestore.errors import InputError
+from avrestore.train.schema import ExperimentConfig, parse_config
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    """Read a YAML experiment config and apply ``key=value`` overrides."""
+def load_config(
+    path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()
+) -> ExperimentConfig:
+    """Read a YAML experiment config, apply ``key=value`` overrides and check the result."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"no such config: {p}")
     try:
         cfg = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
-        raise InputError(f"config {p} is not valid YAML: {e}") from None
+        raise InputError(f"config {p} is not valid YAML: {_yaml_problem(e)}") from None
     if not isinstance(cfg, dict):
         raise InputError(f"config {p} must be a mapping at the top level")
-    return apply_overrides(cfg, overrides)
+    return parse_config(apply_overrides(cfg, overrides))
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error as one line: PyYAML's own message quotes the offending lines below it."""
+    if isinstance(e, yaml.MarkedYAMLError):
+        mark = e.problem_mark or e.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        return " ".join(f"{e.problem or e.context}{where}".split())
+    return " ".join(str(e).split())
 
 
 def apply_overrides(cfg: dict, overrides: list[str] | tuple[str, ...]) -> dict:
@@ -42,7 +55,10 @@ def apply_overrides(cfg: dict, overrides: list[str] | tuple[str, ...]) -> dict:
         node: Any = cfg
         for part in parents:
             node = _child(node, part, item)
-        value = yaml.safe_load(raw)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise InputError(f"override {item!r}: {_yaml_problem(e)}") from None
         if isinstance(node, list):
             node[_index(node, last, item)] = value
         elif isinstance(node, dict):

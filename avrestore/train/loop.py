@@ -6,8 +6,9 @@ TensorBoard scalars and images, and shows a progress bar with rate and ETA.
 
 from __future__ import annotations
 
+import inspect
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
+from avrestore.data.datasets import FaceWindowDataset
 from avrestore.errors import InputError
-from avrestore.models.registry import build
+from avrestore.models.registry import REGISTRY, build
 from avrestore.models.weights import load_weights, read_metadata, save_model, weights_path
 from avrestore.train.checkpoint import (
     latest_checkpoint,
@@ -31,30 +33,26 @@ from avrestore.train.checkpoint import (
 from avrestore.train.data import build_datasets
 from avrestore.train.distributed import Dist, close_distributed, init_distributed
 from avrestore.train.objectives import OBJECTIVES, mean_scores
-from avrestore.train.plan import Stage, locate, parse_stages, stage_start, total_steps
+from avrestore.train.plan import locate, stage_start, total_steps
 from avrestore.train.sampler import EpochSampler
+from avrestore.train.schema import ExperimentConfig, Stage, config_dict, parse_config
 
 
 @dataclass
 class Run:
     """Everything a training run holds between stages."""
 
-    cfg: dict
+    cfg: ExperimentConfig
     dir: Path
     dist: Dist
-    stages: list[Stage]
+    stages: tuple[Stage, ...]
     steps_per_epoch: int
     train_set: Dataset
     val_set: Dataset | None
 
 
-def _spec(run: Run, stage: Stage) -> dict[str, Any]:
-    """The registered name and arguments of the stage's model: config ``model`` + stage's."""
-    return {**run.cfg["model"], **stage.model}
-
-
 def _model_for(run: Run, stage: Stage) -> nn.Module:
-    spec = dict(_spec(run, stage))
+    spec = run.cfg.stage_model(stage)
     return build(spec.pop("type"), **spec)
 
 
@@ -92,17 +90,13 @@ def optimiser_for(model: nn.Module, stage: Stage, steps: int) -> tuple[Any, Any]
     return opt, sched
 
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
-
-
-def _autocast(t: dict, device: torch.device) -> torch.autocast:
+def _autocast(precision: str, device: torch.device) -> torch.autocast:
     """``train.precision``: ``bf16`` autocast (1.55x faster on this CPU at equal loss, see
     BENCHMARKS.md) or ``fp32``. Validation always runs in fp32."""
-    precision = str(t.get("precision", "fp32"))
-    if precision not in PRECISIONS:
-        raise InputError(f"train.precision must be one of {', '.join(PRECISIONS)}")
-    dtype = PRECISIONS[precision]
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+    bf16 = precision == "bf16"
+    return torch.autocast(
+        device.type, dtype=torch.bfloat16 if bf16 else torch.float32, enabled=bf16
+    )
 
 
 def _private_generator(seed: int) -> torch.Generator:
@@ -112,23 +106,22 @@ def _private_generator(seed: int) -> torch.Generator:
 
 
 def _loader(run: Run, epoch: int, skip: int) -> DataLoader:
-    t = run.cfg["train"]
+    t = run.cfg.train
     sampler = EpochSampler(
         len(run.train_set),
-        int(t["batch_size"]),
+        t.batch_size,
         run.steps_per_epoch,
-        int(run.cfg.get("seed", 0)),
+        run.cfg.seed,
         epoch,
         run.dist.rank,
         run.dist.world,
         skip,
     )
-    workers = int(t.get("num_workers", 0))
     return DataLoader(
         run.train_set,
-        batch_size=int(t["batch_size"]),
+        batch_size=t.batch_size,
         sampler=sampler,
-        num_workers=workers,
+        num_workers=t.num_workers,
         drop_last=True,
         generator=_private_generator(epoch),
     )
@@ -140,7 +133,7 @@ def validate(run: Run, objective: Any, model: nn.Module) -> tuple[dict[str, floa
     validation clips (all windows when it is 0 or more than there are), and a preview."""
     assert run.val_set is not None
     model.eval()
-    limit = int(run.cfg["train"].get("val_items", 8))
+    limit = run.cfg.train.val_items
     total = len(run.val_set)
     n = total if limit <= 0 else min(limit, total)
     picks = np.linspace(0, total - 1, n).round().astype(int).tolist()
@@ -154,43 +147,56 @@ def validate(run: Run, objective: Any, model: nn.Module) -> tuple[dict[str, floa
     return mean_scores(scores), preview
 
 
-def _prepare_run(cfg: dict, run_dir: Path, resume: bool) -> tuple[Run, int, dict | None]:
-    dist = init_distributed(cfg.get("device", "auto"))
-    t = cfg.get("train") or {}
-    for key in ("batch_size", "stages"):
-        if key not in t:
-            raise InputError(f"config needs train.{key}")
-    if "type" not in (cfg.get("model") or {}):
-        raise InputError("config needs model.type (a registered model name)")
-    seed = int(cfg.get("seed", 0))
-    torch.manual_seed(seed)
-    np.random.seed(seed)
+def _with_crop_size(cfg: ExperimentConfig, train_set: FaceWindowDataset) -> ExperimentConfig:
+    """The config with the face crop size the model trains on among its arguments (so it
+    travels in the weights and ``restore`` cuts faces at it), for a model that takes one."""
+    if "crop_size" not in inspect.signature(REGISTRY[cfg.model["type"]].cls).parameters:
+        return cfg
+    sizes = {clip.size for clip in train_set.clips}
+    if len(sizes) != 1 or len(set(next(iter(sizes)))) != 1:
+        raise InputError(f"the clips of {cfg.data.root} are not square crops of one size")
+    size = sizes.pop()[0]
+    given = cfg.model.get("crop_size", size)
+    if given != size:
+        raise InputError(f"model.crop_size is {given}, the clips of {cfg.data.root} are {size}²")
+    return replace(cfg, model={**cfg.model, "crop_size": size})
+
+
+def _prepare_run(
+    cfg: ExperimentConfig, run_dir: Path, resume: bool
+) -> tuple[Run, int, dict | None]:
+    dist = init_distributed(cfg.device)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
     train_set, val_set = build_datasets(cfg)
-    batch = int(t["batch_size"]) * dist.world
-    steps = int(t.get("iters_per_epoch") or max(1, len(train_set) // batch))
-    run = Run(cfg, run_dir, dist, parse_stages(t["stages"]), steps, train_set, val_set)
+    cfg = _with_crop_size(cfg, train_set)
+    batch = cfg.train.batch_size * dist.world
+    steps = cfg.train.iters_per_epoch or max(1, len(train_set) // batch)
+    run = Run(cfg, run_dir, dist, cfg.train.stages, steps, train_set, val_set)
     ckpt = latest_checkpoint(run_dir)
     if ckpt is not None and not resume:
         raise InputError(f"{run_dir} already has checkpoints; pass --resume or choose another run")
     state = load_state(ckpt) if (resume and ckpt is not None) else None
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config_dict(cfg), sort_keys=False))
     return run, (state["step"] if state else 0), state
 
 
-def train(cfg: dict, run_dir: str | Path, resume: bool = False) -> Path:
-    """Train the configured model through all its stages; return the final weights' path."""
+def train(cfg: ExperimentConfig | dict, run_dir: str | Path, resume: bool = False) -> Path:
+    """Train the configured model through all its stages; return the final weights' path.
+
+    A config mapping (as read from YAML) is checked against the schema first.
+    """
+    if not isinstance(cfg, ExperimentConfig):
+        cfg = parse_config(cfg)
     run, step, state = _prepare_run(cfg, Path(run_dir), resume)
-    t = cfg["train"]
-    every = int(t.get("checkpoint_every", run.steps_per_epoch))
-    stop_after = t.get("stop_after")  # for tests and time-boxed sessions: exit after N steps
+    cfg = run.cfg  # with what the data settled (the crop size)
+    t = cfg.train
+    every = t.checkpoint_every or run.steps_per_epoch
     total = total_steps(run.stages, run.steps_per_epoch)
     device = run.dist.device
-    name = cfg.get("objective", "restoration")
-    if name not in OBJECTIVES:
-        raise InputError(f"objective must be one of {sorted(OBJECTIVES)}, got {name!r}")
-    objective = OBJECTIVES[name]()
+    objective = OBJECTIVES[cfg.objective]()
     writer = None
     if run.dist.main:
         from torch.utils.tensorboard import SummaryWriter
@@ -237,7 +243,7 @@ def train(cfg: dict, run_dir: str | Path, resume: bool = False) -> Path:
             skip = first.batch if (first.stage == s and epoch == first.epoch) else 0
             global_epoch = sum(x.epochs for x in run.stages[:s]) + epoch
             for batch in _loader(run, global_epoch, skip):
-                with _autocast(t, device):
+                with _autocast(t.precision, device):
                     loss = objective.loss(net, batch, device)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -255,7 +261,7 @@ def train(cfg: dict, run_dir: str | Path, resume: bool = False) -> Path:
                         run.dir,
                         step,
                         model,
-                        _spec(run, stage),
+                        cfg.stage_model(stage),
                         {
                             "step": step,
                             "stage": s,  # the stage of the saved weights
@@ -263,7 +269,7 @@ def train(cfg: dict, run_dir: str | Path, resume: bool = False) -> Path:
                             "scheduler": sched.state_dict(),
                         },
                     )
-                if stop_after is not None and step >= int(stop_after):
+                if t.stop_after is not None and step >= t.stop_after:
                     bar.close()
                     close_distributed()
                     return run.dir
@@ -276,7 +282,7 @@ def train(cfg: dict, run_dir: str | Path, resume: bool = False) -> Path:
     bar.close()
     final = run.dir / "model.safetensors"
     if run.dist.main and model is not None:
-        save_model(model, final, _spec(run, run.stages[-1]), {"steps": step})
+        save_model(model, final, cfg.stage_model(run.stages[-1]), {"steps": step})
         writer.close()
     close_distributed()
     return final
