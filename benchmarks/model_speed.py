@@ -3,47 +3,18 @@
     .venv/bin/python benchmarks/model_speed.py gavn-small gavn --size 224 --threads 2
 
 Each model runs one window (batch 1) of its dummy inputs under ``torch.inference_mode``; one
-untimed warm-up call precedes the timed ones. Prints one JSON line per model.
+untimed warm-up call precedes the timed ones (``avrestore.bench.model``, which
+``avrestore bench`` runs too). Prints one JSON line per model.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import torch
 
-from avrestore.models.complexity import measure
-from avrestore.models.registry import build
-
-
-def time_forward(name: str, size: int, repeats: int) -> dict[str, object]:
-    """Median seconds of one forward call of model ``name``, and per restored frame."""
-    model = build(name).eval()
-    inputs = model.dummy_inputs(size, size)
-    times = []
-    with torch.inference_mode():
-        for i in range(repeats + 1):
-            start = time.perf_counter()
-            model(**inputs)
-            if i:  # the first call warms up allocators and caches
-                times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    cost = measure(model, size)
-    return {
-        "model": name,
-        "size": size,
-        "threads": torch.get_num_threads(),
-        "params": cost.params,
-        "gmacs_per_frame": round(cost.gmacs_per_frame, 3),
-        "frames_in": cost.frames_in,
-        "frames_out": cost.frames_out,
-        "window_s": round(median, 4),
-        "per_frame_s": round(median / cost.frames_out, 4),
-        "times_s": [round(t, 4) for t in times],
-    }
+from avrestore.bench.model import time_forward
 
 
 def main() -> None:
@@ -56,7 +27,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for name in args.models:
-        print(json.dumps(time_forward(name, args.size, args.repeats)), flush=True)
+        row = time_forward(name, args.size, args.repeats)
+        print(json.dumps({**row, "threads": args.threads}), flush=True)
 
 
 if __name__ == "__main__":
