@@ -21,6 +21,7 @@ both leave a whole file; a cache older than its source is rebuilt.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,18 +44,25 @@ def _is_fresh(path: Path, source: Path) -> bool:
     return path.is_file() and path.stat().st_mtime >= source.stat().st_mtime
 
 
-def _save(frames: np.ndarray, path: Path) -> None:
+def save_array(array: np.ndarray, path: Path) -> None:
+    """Write ``array`` to the ``.npy`` file ``path`` atomically (folders made as needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, frames)
+        np.save(f, array)
+
+
+def cached_array(path: Path, source: Path, make: Callable[[], np.ndarray]) -> np.ndarray:
+    """The array in ``path``, memory-mapped; made by ``make`` when missing or older than
+    ``source``."""
+    if not _is_fresh(path, source):
+        save_array(make(), path)
+    return np.load(path, mmap_mode="r")
 
 
 def cached_frames(video: Path, cache: Path) -> np.ndarray:
     """The frames (T, H, W, 3) uint8 of ``video``, memory-mapped from ``cache`` (made on
     first use)."""
-    if not _is_fresh(cache, video):
-        _save(read_frames(video)[0], cache)
-    return np.load(cache, mmap_mode="r")
+    return cached_array(cache, video, lambda: read_frames(video)[0])
 
 
 def compressed_copy(face: Path, copy: Path, crf: int) -> Path:
@@ -88,15 +96,16 @@ def source_compressed_frames(clip_dir: Path, cache: Path, crf: int, source: Path
     if not _is_fresh(copy, source):
         copy.parent.mkdir(parents=True, exist_ok=True)
         degrade_video(source, copy, Degradation(crf=crf), progress=False)
-    path = folder / f"{clip_dir.name}.npy"
-    if not _is_fresh(path, copy):
+
+    def crops() -> np.ndarray:
         boxes, size = np.load(clip_dir / "boxes.npy"), int(meta["size"])
-        crops = [
+        cut = [
             crop_square(image, boxes[t], size)[0]
             for chunk in iter_frames(copy, fps=float(meta["fps"]), max_frames=len(boxes))
             for t, image in enumerate(chunk.frames, chunk.start)
         ]
-        if len(crops) != len(boxes):
-            raise InputError(f"{copy} decodes to {len(crops)} frames, the clip has {len(boxes)}")
-        _save(np.stack(crops), path)
-    return np.load(path, mmap_mode="r")
+        if len(cut) != len(boxes):
+            raise InputError(f"{copy} decodes to {len(cut)} frames, the clip has {len(boxes)}")
+        return np.stack(cut)
+
+    return cached_array(folder / f"{clip_dir.name}.npy", copy, crops)

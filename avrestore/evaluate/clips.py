@@ -19,12 +19,16 @@ import numpy as np
 
 from avrestore.audio import audio_windows
 from avrestore.audio.features import AUDIO_RATE
-from avrestore.data.clip_cache import cache_folder, clip_frames, source_compressed_frames
+from avrestore.data.clip_cache import (
+    cache_folder,
+    cached_array,
+    clip_frames,
+    source_compressed_frames,
+)
 from avrestore.data.datasets import read_clip
 from avrestore.degrade import Degradation, upscale
 from avrestore.errors import InputError
 from avrestore.media.audio import read_audio
-from avrestore.media.files import atomic_path
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,9 +108,4 @@ def _degraded(
 ) -> np.ndarray:
     """The whole clip degraded, memory-mapped from ``path`` (made when missing or older than
     the clip's ``face.mp4``)."""
-    if not (path.is_file() and path.stat().st_mtime >= face.stat().st_mtime):
-        frames = degradation(np.asarray(hq), fps, keep_small=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.save(f, frames)
-    return np.load(path, mmap_mode="r")
+    return cached_array(path, face, lambda: degradation(np.asarray(hq), fps, keep_small=True))

@@ -16,10 +16,9 @@ import numpy as np
 from tqdm import tqdm
 
 from avrestore.audio.features import MFCC_WINDOW, N_MFCC
-from avrestore.data.clip_cache import cache_folder
+from avrestore.data.clip_cache import cache_folder, save_array
 from avrestore.data.datasets import FaceWindowDataset
 from avrestore.errors import InputError
-from avrestore.media.files import atomic_path
 from avrestore.models.landmarkers import DLIB, load_landmarker
 from avrestore.models.weights import weights_path
 
@@ -53,8 +52,5 @@ def predicted_landmarks(datasets: list[FaceWindowDataset], name: str) -> Path:
     for ds, clip, level in tqdm(jobs, desc="landmarks", unit="clip"):
         audio = ds.audio_windows(clip) if clip.has_audio and a is not None else None
         points = landmarker.predict_frames(ds.lq_clip(clip, level), audio)
-        out = folder / ds.task.key(level) / f"{clip.clip_id}.npy"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out) as tmp, open(tmp, "wb") as f:
-            np.save(f, points.astype(np.float32))
+        save_array(points.astype(np.float32), folder / ds.task.key(level) / f"{clip.clip_id}.npy")
     return folder
