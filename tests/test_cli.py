@@ -1,25 +1,33 @@
 """The command line end to end: ``degrade`` on the real GRID clip, ``demo``, and bad input
-(one ``avrestore: error:`` line, exit code 2, nothing written)."""
+(one ``avrestore: error:`` line, exit code 2, nothing written); files cut short, turned by a
+display matrix or of an odd size; SIGINT, SIGTERM, SIGKILL and a full disk."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import soundfile as sf
+from av.sidedata.sidedata import Type as SideDataType
 from conftest import run_cli
+from test_media import cut_short, noise, write_stored
 
+from avrestore.cli import main
 from avrestore.cli.degrade import parse_level
-from avrestore.degrade import Degradation, downscale
+from avrestore.degrade import Degradation, compress, downscale
 from avrestore.errors import InputError
 from avrestore.media.audio import read_audio
-from avrestore.media.video import probe, read_frames
+from avrestore.media.video import VideoWriter, probe, read_frames
 from avrestore.quality import video_psnr
 
 
@@ -175,3 +183,143 @@ def test_unwritable_output_folder_is_one_line(grid_clip: Path, tmp_path: Path) -
         f"avrestore: error: output folder is not writable: {locked}"
     ]
     assert not any(locked.iterdir())
+
+
+# --- files cut short, turned, of an odd size ---------------------------------------------------
+
+
+def test_degrade_keeps_what_a_file_cut_short_holds_and_says_so(tmp_path: Path) -> None:
+    whole = write_stored(tmp_path / "whole.mp4", noise(50, 48, 64))
+    cut = cut_short(whole, tmp_path / "in.mp4")
+    n = len(read_frames(cut)[0])
+    out = tmp_path / "out.mp4"
+    r = run_cli("degrade", cut, out, "--blur", "3")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [
+        f"avrestore: warning: {cut} ends after {n} of the 50 frames its header states "
+        f"(truncated?); degraded those {n}",
+        "avrestore: degrade: blur k=3 (sigma 0.80)",
+    ]
+    assert probe(out).frame_count == n < 30
+
+
+def test_degrade_writes_a_turned_video_upright(tmp_path: Path) -> None:
+    stored = noise(5, 48, 64)
+    src = write_stored(tmp_path / "phone.mp4", stored, rotation=90)
+    out = tmp_path / "out.mp4"
+    r = run_cli("degrade", src, out, "--blur", "3")
+    assert r.returncode == 0, r.stderr
+    info = probe(out)
+    assert (info.width, info.height) == (48, 64)
+    with av.open(str(out)) as c:
+        frame = next(c.decode(video=0))
+        assert (frame.width, frame.height) == (48, 64)  # upright pixels, no display matrix
+        assert all(d.type != SideDataType.DISPLAYMATRIX for d in frame.side_data)
+    upright = np.rot90(stored, 1, axes=(1, 2))
+    assert video_psnr(upright, read_frames(out)[0]) > 25
+
+
+@pytest.mark.parametrize(
+    ("flags", "size", "noted"),
+    [
+        (["--blur", "3"], (175, 143), True),
+        (["--compress", "30"], (175, 143), True),
+        (["--downscale", "2", "--compress", "30"], (175, 143), True),
+        (["--downscale", "3", "--compress", "30", "--keep-small"], (58, 48), False),
+    ],
+    ids=["blur", "compress", "downscale-compress", "keep-small"],
+)
+def test_degrade_keeps_an_odd_size(
+    tmp_path: Path, flags: list[str], size: tuple[int, int], noted: bool
+) -> None:
+    frames = noise(6, 143, 175)
+    src = tmp_path / "odd.mp4"
+    with VideoWriter(src, 25, crf=10, exact_size=True) as writer:
+        writer.write(frames)
+    original = read_frames(src)[0]
+    out = tmp_path / "out.mp4"
+    r = run_cli("degrade", src, out, *flags)
+    assert r.returncode == 0, r.stderr
+    info = probe(out)
+    assert ((info.width, info.height), info.frame_count) == (size, 6)
+    note = "avrestore: degrade: 175x143 has an odd side: kept by writing H.264 4:4:4"
+    assert (note in r.stderr) == noted and r.stderr.count("\n") == 1 + noted
+    if flags == ["--compress", "30"]:  # compressed as compress() does, padded to even
+        expected = video_psnr(original, compress(original, 30))
+        assert video_psnr(original, read_frames(out)[0]) == pytest.approx(expected, abs=0.3)
+
+
+# --- signals and a full disk -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """10 s of 320x240 noise: seconds of work for ``degrade``, time to signal it."""
+    path = tmp_path_factory.mktemp("long") / "long.mp4"
+    with VideoWriter(path, 25, crf=23, preset="ultrafast") as writer:
+        for _ in range(5):
+            writer.write(noise(50, 240, 320))
+    return path
+
+
+def _degrade_until_it_writes(src: Path, out: Path) -> subprocess.Popen:
+    """Start ``avrestore degrade`` and return once its temporary output exists."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "avrestore", "degrade", str(src), str(out),
+         "--blur", "21", "--downscale", "2", "--compress", "30"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not any(out.parent.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    return proc
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["int", "term"])
+def test_a_signal_removes_the_partial_output_and_says_so(
+    long_clip: Path, tmp_path: Path, signum: int
+) -> None:
+    out = tmp_path / "out.mp4"
+    proc = _degrade_until_it_writes(long_clip, out)
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, stderr
+    assert stderr == "avrestore: interrupted; no partial output was kept\n" and stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_next_run_removes_what_a_killed_one_left(long_clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    proc = _degrade_until_it_writes(long_clip, out)
+    proc.kill()  # SIGKILL: nothing runs, the temporary files stay
+    proc.communicate(timeout=60)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left and all(f"-{proc.pid}-" in name for name in left)
+    # One of a live process (this one), named the same way, is not touched.
+    live = tmp_path / re.sub(rf"-{proc.pid}-\w+\.", f"-{os.getpid()}-abcd1234.", left[0])
+    live.write_bytes(b"half")
+    small = tmp_path / "small.mp4"
+    r = run_cli("degrade", long_clip, small, "--downscale", "4", "--keep-small")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, small.name])
+
+
+def test_a_full_disk_is_one_line_and_keeps_nothing(
+    tiny_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    def full(self: VideoWriter, frames: np.ndarray) -> None:
+        raise av.error.OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+    monkeypatch.setattr(VideoWriter, "write", full)
+    out = tmp_path / "out.mp4"
+    monkeypatch.setattr(
+        sys, "argv", ["avrestore", "degrade", str(tiny_video), str(out), "--blur", "3"]
+    )
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"avrestore: error: no space left on the device writing {out}; nothing was kept"
+    ]
+    assert list(tmp_path.iterdir()) == []

@@ -8,14 +8,21 @@ once ``weights/gavn-small-car.safetensors`` and ``weights/landmark-net.safetenso
 from __future__ import annotations
 
 import hashlib
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
 import torch
+from av.sidedata.sidedata import Type as SideDataType
 from conftest import run_cli
+from test_media import cut_short, write_stored
 
 from avrestore.audio import audio_windows
 from avrestore.degrade import Degradation, degrade_video, upscale
@@ -307,6 +314,74 @@ def test_an_interrupted_run_leaves_no_output(
     assert list(tmp_path.iterdir()) == []
 
 
+# --- files cut short, turned, of an odd size; SIGTERM ------------------------------------------
+
+
+def test_a_file_cut_short_is_restored_as_far_as_it_goes(
+    grid_clip: Path, tiny_models: tuple[Path, Path], tmp_path: Path, capsys
+) -> None:
+    whole = write_stored(tmp_path / "whole.mp4", read_frames(grid_clip, max_frames=FRAMES)[0])
+    cut = cut_short(whole, tmp_path / "in.mp4", 0.5)
+    n = len(read_frames(cut)[0])
+    summary = restore_video(cut, tmp_path / "out.mp4", "car", *tiny_models)
+    assert (
+        f"avrestore: warning: {cut} ends after {n} of the {FRAMES} frames its header states "
+        f"(truncated?); restored those {n}"
+    ) in capsys.readouterr().err.splitlines()
+    assert summary.frames == probe(summary.output).frame_count == n < FRAMES - 4
+
+
+def test_a_turned_video_is_restored_upright(
+    grid_clip: Path, tiny_models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    frames = read_frames(grid_clip, max_frames=8)[0]
+    # Stored sideways, as a phone held upright does, with the turn back in a display matrix.
+    src = write_stored(tmp_path / "phone.mp4", np.rot90(frames, -1, axes=(1, 2)), rotation=90)
+    summary = restore_video(src, tmp_path / "out.mp4", "car", *tiny_models)
+    assert summary.tracks == 1 and summary.restored_frames == 8
+    info = probe(summary.output)
+    assert (info.width, info.height, info.frame_count) == (360, 288, 8)
+    with av.open(str(summary.output)) as c:
+        frame = next(c.decode(video=0))
+        assert (frame.width, frame.height) == (360, 288)
+        assert all(d.type != SideDataType.DISPLAYMATRIX for d in frame.side_data)
+
+
+def test_an_odd_size_is_kept_and_said_once(
+    grid_clip: Path, tiny_models: tuple[Path, Path], tmp_path: Path, capsys
+) -> None:
+    frames = read_frames(grid_clip, max_frames=4)[0]
+    src = tmp_path / "odd.mp4"
+    with VideoWriter(src, 25, crf=10, exact_size=True) as writer:
+        writer.write(np.ascontiguousarray(frames[:, 21:264, 61:298]))  # 243 x 237
+    summary = restore_video(src, tmp_path / "out.mp4", "car", *tiny_models)
+    info = probe(summary.output)
+    assert (info.width, info.height, info.frame_count) == (237, 243, 4)
+    assert (
+        capsys.readouterr().err.count("237x243 has an odd side: kept by writing H.264 4:4:4") == 1
+    )
+
+
+def test_sigterm_mid_restore_keeps_nothing_and_says_so(
+    compressed: Path, tiny_models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "avrestore", "restore", str(compressed), "-o",
+         str(tmp_path / "restored.mp4"), "--task", "car", "--model", str(tiny_models[0]),
+         "--landmark-model", str(tiny_models[1])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not any(tmp_path.iterdir()):  # pass 2 has begun writing
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert stderr == "avrestore: interrupted; no partial output was kept\n" and stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- bad input ---------------------------------------------------------------------------------
 
 
@@ -331,7 +406,7 @@ def test_output_equal_to_input_is_refused_in_one_line(
         ({"scale": 2}, "--scale applies to --task sr only"),
         ({"device": "tpu"}, "--device must be cpu or cuda"),
         ({"batch": 0}, "--batch must be at least 1"),
-        ({"model": "landmarks"}, "not a frame-restoration model"),
+        ({"model": "landmarks"}, "not a face restoration model"),
         ({"landmark_model": "gavn"}, "not a landmark network"),
         ({"model": "no-such-model"}, "no weights for 'no-such-model'"),
     ],

@@ -49,7 +49,8 @@ def degrade(
     ] = None,
 ) -> None:
     """Blur, then downscale, then compress INPUT, keeping its audio and (unless --keep-small)
-    its size. Without --compress the output is encoded visually lossless (CRF 10)."""
+    its size. Without --compress the output is encoded visually lossless (CRF 10). An odd
+    width or height is kept by encoding H.264 4:4:4, which some browsers cannot play."""
     # Imported here: `avrestore --help` must not load torch, cv2, av or dlib.
     import numpy as np
 

@@ -50,7 +50,9 @@ def restore(
 ) -> None:
     """Restore the face in INPUT: find and track it, restore it with the model (guided by the
     speech and by landmarks), paste it back with a feathered edge and keep the audio.
-    Frames without a face, and everything outside the face, are left as they are."""
+    Frames without a face, and everything outside the face, are left as they are. The size
+    is kept (times --scale for sr), an odd width or height by encoding H.264 4:4:4, which
+    some browsers cannot play."""
     # Imported here: torch, dlib and OpenCV would slow every other command's start.
     from avrestore.restore.video import restore_video
 

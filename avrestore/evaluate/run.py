@@ -22,6 +22,7 @@ from avrestore.evaluate.scores import FrameWeightedMeans
 from avrestore.evaluate.sources import select_clips
 from avrestore.media.files import existing_file
 from avrestore.metrics.clip import ClipScorer, MetricResources
+from avrestore.models.device import torch_device
 from avrestore.quality import psnr
 
 
@@ -73,7 +74,7 @@ def evaluate(
         if value is not None and value < 1:
             raise InputError(f"{option} must be at least 1, got {value}")
     downscales = degradation.downscale is not None
-    device = _device(device)
+    device = torch_device(device)
     methods = build_methods(models, downscales, landmark_model, teacher_landmarks, batch, device)
     _check_resources(resources)
     clip_set = select_clips(Path(data), split, max_frames, None if cache is None else Path(cache))
@@ -147,17 +148,6 @@ class _Tally:
             self.hq_preview = clip.hq[clip.frames // 2]
         self.clip_ids.append(clip.clip_id)
         self.frames += clip.frames
-
-
-def _device(name: str | torch.device) -> torch.device:
-    """The torch device ``name``; InputError if torch does not know it or it is absent."""
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise InputError(f"--device {name}: {e}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: this torch sees no CUDA device")
-    return device
 
 
 def _check_resources(resources: MetricResources | None) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,41 +49,123 @@ def _umask() -> int:
     return mask
 
 
+# Temporary names carry the host and the process that owns them, so that a later run can tell
+# the leftovers of a killed process (SIGKILL, power loss) from the work of a live one. The
+# host keeps a run from taking a live process on another machine sharing the folder for dead.
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+_OWNED = re.compile(r"^\..*\.avrestore-(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-[^.]*\.part")
+_swept: set[Path] = set()
+
+
+def _owned_prefix(name: str) -> str:
+    return f".{name}.avrestore-{_HOST}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        pass
+    return True
+
+
+def remove_stale(folder: str | os.PathLike) -> None:
+    """Remove the temporary files and folders in ``folder`` left by dead processes of this host.
+
+    Each folder is swept once per process: a sweep lists it whole.
+    """
+    folder = Path(folder)
+    if folder.resolve() in _swept:
+        return
+    _swept.add(folder.resolve())
+    try:
+        with os.scandir(folder) as entries:
+            stale = [
+                Path(e.path)
+                for e in entries
+                if (m := _OWNED.match(e.name)) and m["host"] == _HOST and not _alive(int(m["pid"]))
+            ]
+    except OSError:  # a folder that cannot be listed (or is missing): writing will say why
+        return
+    for path in stale:
+        # Best effort: another run may be sweeping the folder too, or the file be another
+        # user's; neither is a reason to fail this run.
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
 @contextlib.contextmanager
-def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it onto ``final`` only on success.
+def scratch_file(like: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new temporary path beside ``like``, named after it; remove it on exit.
 
     The suffix is kept so that container formats are guessed from it (``.mp4``, ``.png``).
+    A killed process's leftovers are removed by the next process writing in the folder.
     """
-    final = Path(final)
+    like = Path(like)
+    folder = like.parent
+    remove_stale(folder)
     try:
         fd, tmp = tempfile.mkstemp(
-            prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.parent
+            prefix=_owned_prefix(like.stem), suffix=f".part{like.suffix}", dir=folder
         )
     except OSError as e:  # e.g. a read-only file system, which os.access does not see
-        raise InputError(f"cannot write in {final.parent}: {e.strerror}") from None
+        raise InputError(f"cannot write in {folder}: {e.strerror}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        # mkstemp makes the file owner-only (0600); give it the mode a plain open() would.
-        os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, final)
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside ``final``; rename it onto ``final`` only on success."""
-    final = Path(final)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+def _naming_a_full_disk(final: Path) -> Iterator[None]:
+    """Reword ENOSPC, raised wherever the writing failed (often a library's temporary name),
+    to name the output the user asked for."""
     try:
+        yield
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        message = f"no space left on the device writing {final}; nothing was kept"
+        raise OSError(errno.ENOSPC, message) from None
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it onto ``final`` only on success.
+
+    A full disk raises OSError (ENOSPC) naming ``final``, with the temporary file removed.
+    """
+    final = Path(final)
+    with scratch_file(final) as tmp, _naming_a_full_disk(final):
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it owner-only (0700)
-        if final.exists():
-            shutil.rmtree(final)
+        # mkstemp makes the file owner-only (0600); give it the mode a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, final)
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside ``final``; rename it onto ``final`` only on success.
+
+    A full disk raises OSError (ENOSPC) naming ``final``, with the temporary folder removed.
+    """
+    final = Path(final)
+    remove_stale(final.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=_owned_prefix(final.name), suffix=".part", dir=final.parent))
+    try:
+        with _naming_a_full_disk(final):
+            yield tmp
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it owner-only (0700)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -1,9 +1,17 @@
-"""Decode video to RGB uint8 frames in chunks, and encode frames to H.264 with an AAC track."""
+"""Decode video to upright RGB uint8 frames in chunks, and encode frames to H.264 with an AAC
+track.
+
+Frames are decoded as they are meant to be seen: a display matrix (phones store their pictures
+sideways and say how to turn them) is applied, and the sizes ``probe`` reports are upright. The
+files written carry upright pixels and no display matrix.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -11,6 +19,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.sidedata.sidedata import Type as SideDataType
 
 from avrestore.errors import InputError
 from avrestore.media.audio import Audio
@@ -29,7 +38,8 @@ from avrestore.media.files import existing_file
 @dataclass(frozen=True)
 class VideoInfo:
     """What a video file holds, read from its headers (``frame_count`` is exact when the
-    container states it, else ``duration * fps`` rounded half up)."""
+    container states it, else ``duration * fps`` rounded half up). ``width`` and ``height`` are
+    the upright size, as frames are decoded."""
 
     path: Path
     width: int
@@ -79,14 +89,73 @@ def _stream_fps(stream: av.video.VideoStream) -> Fraction:
     return Fraction(rate)
 
 
+@dataclass(frozen=True)
+class _Orientation:
+    """How stored pixels are turned to be seen: transposed (a quarter turn), then mirrored."""
+
+    transpose: bool = False
+    flip_x: bool = False
+    flip_y: bool = False
+
+    def upright(self, img: np.ndarray) -> np.ndarray:
+        """The image (H, W, C) as it is meant to be seen (a view, not a copy)."""
+        if self.transpose:
+            img = img.transpose(1, 0, 2)
+        if self.flip_x:
+            img = img[:, ::-1]
+        if self.flip_y:
+            img = img[::-1]
+        return img
+
+
+def _orientation(frame: av.VideoFrame) -> _Orientation:
+    """The turn a frame's display matrix asks for, to the nearest quarter turn."""
+    for data in frame.side_data:
+        if data.type == SideDataType.DISPLAYMATRIX:
+            m = np.frombuffer(bytes(data), np.int32)
+            break
+    else:
+        return _Orientation()
+    # FFmpeg shows stored pixel (x, y) at (a x + c y, b x + d y), with [a b u c d v x y w]
+    # in 16.16 fixed point; a quarter turn puts the weight on b and c.
+    a, b, c, d = (int(m[i]) for i in (0, 1, 3, 4))
+    if abs(b) + abs(c) > abs(a) + abs(d):
+        return _Orientation(transpose=True, flip_x=c < 0, flip_y=b < 0)
+    return _Orientation(flip_x=a < 0, flip_y=d < 0)
+
+
+def _first_orientation(c: av.container.InputContainer, v: av.video.VideoStream) -> _Orientation:
+    """The orientation of the stream's first frame; none if it does not decode (decoding the
+    file will say why)."""
+    try:
+        frame = next(c.decode(v), None)
+    except av.error.FFmpegError:
+        frame = None
+    return _Orientation() if frame is None else _orientation(frame)
+
+
+def _tagged_seconds(v: av.video.VideoStream) -> float | None:
+    """The stream's own duration tag (Matroska's ``DURATION``, ``HH:MM:SS.fraction``): the
+    container's duration is that of its longest stream, often the audio's."""
+    tag = v.metadata.get("DURATION")
+    try:
+        h, m, sec = tag.split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except (AttributeError, ValueError):
+        return None
+
+
 def probe(path: str | os.PathLike) -> VideoInfo:
-    """Read a video's size, frame rate, length and audio format without decoding frames."""
+    """Read a video's size, frame rate, length and audio format, decoding one frame only (for
+    its display matrix)."""
     p = Path(path)
     with open_media(p) as c:
         v = _video_stream(c, p)
         fps = _stream_fps(v)
         if v.duration is not None and v.time_base is not None:
             duration = float(v.duration * v.time_base)
+        elif (tagged := _tagged_seconds(v)) is not None:
+            duration = tagged
         elif c.duration is not None:
             duration = c.duration / av.time_base
         else:
@@ -95,10 +164,13 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         frames = v.frames or math.floor(duration * fps + 0.5)
         a = c.streams.audio[0] if c.streams.audio else None
         cc = v.codec_context
+        width, height = cc.width, cc.height
+        if _first_orientation(c, v).transpose:
+            width, height = height, width
         return VideoInfo(
             path=p,
-            width=v.codec_context.width,
-            height=v.codec_context.height,
+            width=width,
+            height=height,
             fps=float(fps),
             frame_count=int(frames),
             duration=duration,
@@ -108,22 +180,50 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         )
 
 
+def _frames(
+    c: av.container.InputContainer, v: av.video.VideoStream, path: Path
+) -> Iterator[av.VideoFrame]:
+    """The stream's frames, as far as they decode. As FFmpeg does, a packet that does not
+    decode is skipped, and the stream ends where the container cannot be read further: a file
+    cut short ends in a partial packet. InputError if not one frame decodes."""
+    decoded = 0
+    failure: av.error.FFmpegError | None = None
+    packets = c.demux(v)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break  # the demuxer's last, empty packets have drained the decoder
+        except av.error.FFmpegError as e:
+            failure, packet = e, None  # None drains the decoder; then stop
+        try:
+            frames = v.decode(packet)
+        except av.error.FFmpegError as e:
+            failure, frames = e, []
+        decoded += len(frames)
+        yield from frames
+        if packet is None:
+            break
+    if not decoded and failure is not None:
+        raise InputError(f"cannot decode {path}: {failure}")
+
+
 def _decoded(path: Path) -> Iterator[tuple[np.ndarray, float]]:
-    """Every decoded frame as (RGB array, presentation time in seconds)."""
+    """Every decoded frame, upright, as (RGB array, presentation time in seconds)."""
     with open_media(path) as c:
         v = _video_stream(c, path)
         v.thread_type = "AUTO"
         step = 1.0 / float(_stream_fps(v))
         last = None
-        try:
-            for frame in c.decode(v):
-                t = frame.time
-                if t is None:
-                    t = 0.0 if last is None else last + step
-                last = t
-                yield frame_to_rgb(frame), t
-        except av.error.FFmpegError as e:
-            raise InputError(f"cannot decode {path}: {e}") from None
+        turn = None
+        for frame in _frames(c, v, path):
+            if turn is None:  # the first frame's, for all: every frame keeps one size
+                turn = _orientation(frame)
+            t = frame.time
+            if t is None:
+                t = 0.0 if last is None else last + step
+            last = t
+            yield turn.upright(frame_to_rgb(frame)), t
 
 
 def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
@@ -213,6 +313,34 @@ def read_frames(
     return np.concatenate(chunks), float(fps) if fps else probe(path).fps
 
 
+# Counts from a duration (every container but MP4 and MOV) may round a frame either way.
+_COUNT_SLACK = 1
+
+
+def warn_if_short(info: VideoInfo, decoded: int, done: str, limit: int | None = None) -> None:
+    """Say in one line on stderr when fewer than the frames ``info``'s header states (up to
+    ``limit``, e.g. ``--max-frames``) decoded: a file cut short. ``done`` is what was done
+    with those that did ("restored")."""
+    stated = info.frame_count if limit is None else min(info.frame_count, limit)
+    if decoded < stated - _COUNT_SLACK:
+        print(
+            f"avrestore: warning: {info.path} ends after {decoded} of the {info.frame_count} "
+            f"frames its header states (truncated?); {done} those {decoded}",
+            file=sys.stderr,
+        )
+
+
+def odd_size_note(width: int, height: int) -> str | None:
+    """What ``VideoWriter(exact_size=True)`` says it does to a ``width`` x ``height`` video,
+    if anything: an odd side is kept by encoding 4:4:4."""
+    if width % 2 == 0 and height % 2 == 0:
+        return None
+    return (
+        f"{width}x{height} has an odd side: kept by writing H.264 4:4:4, which some browsers "
+        "and phones cannot play"
+    )
+
+
 def _even(frames: np.ndarray) -> np.ndarray:
     """Pad (edge-replicate) the last row/column so both sides are even, as yuv420p needs."""
     h, w = frames.shape[-3:-1]
@@ -230,10 +358,13 @@ class VideoWriter:
     Frames are converted to Y'CbCr by ``colour`` (``media.colour``: BT.601 limited range unless
     told otherwise, e.g. the input's own spec when restoring), and the stream states it.
 
-    Odd sizes are padded by one replicated row/column to the even size yuv420p needs.
+    yuv420p cannot code an odd side, nor can H.264 crop one pixel off it: odd sizes are padded
+    by one replicated row/column to an even size, or, with ``exact_size``, written as yuv444p
+    (High 4:4:4, which some players cannot play) at their own size.
     The audio is cut or zero-padded to the video's duration (frames / fps) and interleaved
     as frames arrive, so audio and video end together. Use as a context manager; the file
     is written to ``path`` directly (wrap it in ``atomic_path`` for all-or-nothing output).
+    Leaving the context on an exception closes the file unfinished, without flushing.
     """
 
     def __init__(
@@ -245,11 +376,12 @@ class VideoWriter:
         audio: Audio | None = None,
         pix_fmt: str = "yuv420p",
         colour: ColourSpec = DEFAULT_SPEC,
+        exact_size: bool = False,
     ) -> None:
         if pix_fmt not in WRITABLE:
             raise ValueError(f"pix_fmt must be one of {', '.join(WRITABLE)}, got {pix_fmt}")
         self.path = Path(path)
-        self.pix_fmt, self.colour = pix_fmt, colour
+        self.pix_fmt, self.colour, self.exact_size = pix_fmt, colour, exact_size
         self.rate = Fraction(fps).limit_denominator(1001)
         self.crf, self.preset = crf, preset
         self.audio = audio
@@ -266,8 +398,22 @@ class VideoWriter:
     def __enter__(self) -> VideoWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._discard()
+
+    def _discard(self) -> None:
+        """Close without flushing: the file is thrown away, and flushing would first encode
+        the dozens of frames libx264 holds (seconds, after Ctrl-C)."""
+        if self._container is None:
+            return
+        container, self._container = self._container, None
+        # Closing writes the trailer, which fails on a full disk: the error to report is the
+        # one that stopped the writing.
+        with contextlib.suppress(OSError, av.error.FFmpegError):
+            container.close()
 
     def _open_video(self, h: int, w: int) -> av.video.VideoStream:
         v = self._container.add_stream("libx264", rate=self.rate)
@@ -298,7 +444,10 @@ class VideoWriter:
             raise ValueError(
                 f"frames must be uint8 (n, H, W, 3), got {frames.dtype} {frames.shape}"
             )
-        frames = _even(frames)
+        if self._v is None and self.exact_size and (frames.shape[1] % 2 or frames.shape[2] % 2):
+            self.pix_fmt = "yuv444p"  # the first frames decide: a stream keeps one format
+        if self.pix_fmt == "yuv420p":
+            frames = _even(frames)
         if self._v is None:
             self._v = self._open_video(*frames.shape[1:3])
         for img in frames:

@@ -20,15 +20,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
-from avrestore.audio import audio_windows
+from avrestore.audio import AUDIO_RATE, audio_windows
 from avrestore.errors import InputError
 from avrestore.media.audio import read_audio
 from avrestore.media.files import atomic_path, check_output, existing_file
-from avrestore.media.video import VideoWriter, container_format, probe
-from avrestore.models.landmark_net import LandmarkNet
+from avrestore.media.video import (
+    VideoWriter,
+    container_format,
+    odd_size_note,
+    probe,
+    warn_if_short,
+)
+from avrestore.models.contract import restorer_contract
+from avrestore.models.device import torch_device
 from avrestore.models.landmarkers import DEFAULT_LANDMARKER, load_landmarker
 from avrestore.models.weights import resolve_model
 from avrestore.restore.compare import comparison
@@ -38,7 +44,6 @@ from avrestore.restore.stream import plan_restoration, restored_frames
 TASKS = ("car", "deblur", "sr")
 DEFAULT_SCALE = 4  # the papers' usual super-resolution factor
 CRF = 16  # visually transparent for the restored faces, and for the untouched rest
-AUDIO_RATE = 16000  # the MFCCs the models were trained on are of 16 kHz speech
 
 ModelArg = str | os.PathLike | nn.Module
 
@@ -75,28 +80,14 @@ def task_scale(task: str, scale: int | None) -> int:
     return scale
 
 
-def torch_device(name: str) -> torch.device:
-    """``cpu`` or ``cuda[:N]`` as a device, checked to exist."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"--device must be cpu or cuda, got {name!r}") from None
-    if device.type not in ("cpu", "cuda"):
-        raise InputError(f"--device must be cpu or cuda, got {name!r}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: this PyTorch has no CUDA device available")
-    return device
-
-
 def _load(model: ModelArg) -> nn.Module:
     return model if isinstance(model, nn.Module) else resolve_model(os.fspath(model))
 
 
 def load_restoration_model(model: ModelArg) -> nn.Module:
-    """A frame-restoration model (``frames_in``/``frames_out``) from a name, path or module."""
+    """A face restoration model (see ``models.contract``) from a name, path or module."""
     net = _load(model)
-    if isinstance(net, LandmarkNet) or not hasattr(net, "frames_in"):
-        raise InputError(f"{model} is not a frame-restoration model (pass it as --model)")
+    restorer_contract(net, f"--model {model}")
     return net.eval()
 
 
@@ -115,12 +106,14 @@ def _check_compare(compare: Path, src: Path, out: Path) -> Path:
 
 def _audio_windows(src: Path, fps: float, frames: int, model: nn.Module) -> np.ndarray | None:
     """The MFCC window of every frame from the 16 kHz mono speech; None without audio."""
-    speech = read_audio(src, rate=AUDIO_RATE, mono=True)
+    a = restorer_contract(model).audio
+    speech = read_audio(src, rate=AUDIO_RATE if a is None else a.rate, mono=True)
     if speech is None:
         _note(f"{src} has no audio track: restoring without audio; the output is silent")
         return None
-    width, n_mfcc = getattr(model, "audio_window", 21), getattr(model, "n_mfcc", 13)
-    return audio_windows(speech.mono, AUDIO_RATE, frames, fps, width, n_mfcc)
+    if a is None:
+        return None
+    return audio_windows(speech.mono, a.rate, frames, fps, a.window, a.n_mfcc)
 
 
 def restore_video(
@@ -156,10 +149,15 @@ def restore_video(
     dev = torch_device(device)
     net = load_restoration_model(default_model(task) if model is None else model).to(dev)
     landmarks = None
-    if getattr(net, "use_landmarks", False):
+    if restorer_contract(net).landmarks:
         landmarks = load_landmarker(os.fspath(landmark_model or DEFAULT_LANDMARKER), dev)
 
-    plan = plan_restoration(src, factor, all_faces, max_frames, progress)
+    crop_size = restorer_contract(net).crop_size
+    plan = plan_restoration(src, factor, all_faces, max_frames, progress, crop_size)
+    info = probe(src)
+    warn_if_short(info, plan.frames, "restored", max_frames)
+    if (note := odd_size_note(info.width * factor, info.height * factor)) is not None:
+        _note(note)
     if not plan.tracks:
         _note(f"no face found in {src}: every frame passes through unchanged")
     restorer = FaceRestorer(
@@ -170,9 +168,8 @@ def restore_video(
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(atomic_path(out))
         # The input's own matrix and range, stated in the output: colours are kept as they are.
-        colour = probe(src).colour
         writer = stack.enter_context(
-            VideoWriter(tmp, plan.fps, crf=CRF, audio=sound, colour=colour)
+            VideoWriter(tmp, plan.fps, crf=CRF, audio=sound, colour=info.colour, exact_size=True)
         )
         if compare_path is not None:
             add_pair = stack.enter_context(
