@@ -17,6 +17,7 @@ from avrestore.models.contract import (
     RestorerContract,
     landmarker_contract,
     restorer_contract,
+    restorer_inputs,
 )
 from avrestore.models.dcn import DCNv2Pack
 from avrestore.models.registry import REGISTRY, build
@@ -99,3 +100,17 @@ def test_the_crop_size_a_model_was_trained_on_travels_in_its_weights(tmp_path) -
         {"type": "gavn-small", "crop_size": 128},
     )
     assert restorer_contract(load_model(tmp_path / "m.safetensors")).crop_size == 128
+
+
+def test_callers_pass_a_model_only_what_its_contract_consumes() -> None:
+    frames = torch.arange(7.0).view(1, 7, 1, 1, 1).expand(1, 7, 3, 4, 4)
+    audio, marks, crop = torch.zeros(1, 1, 21, 13), torch.zeros(1, 1, 68, 2), torch.zeros(1, 4)
+    image_only = RestorerContract(frames_in=1, frames_out=1, crop_size=4)
+    got = restorer_inputs(image_only, frames, audio, marks, crop)
+    assert set(got) == {"frames"} and got["frames"].flatten().unique().tolist() == [3.0]
+    guided = RestorerContract(5, 1, 4, AudioInput(), landmarks=True)
+    got = restorer_inputs(guided, frames, audio, marks, crop)
+    assert set(got) == {"frames", "audio", "landmarks", "crop"}
+    assert got["frames"][0, :, 0, 0, 0].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    with pytest.raises(ValueError, match="cannot be centred"):
+        restorer_inputs(RestorerContract(2, 2, 4), frames)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from avrestore.models.contract import RestorerContract
+from avrestore.models.contract import AudioInput, RestorerContract
 from avrestore.models.registry import build
 from avrestore.restore.blocks import BlockRestorer, plan_blocks
 from avrestore.restore.window import restore_sequence
@@ -20,7 +20,7 @@ class CentreFrames(nn.Module):
     def __init__(self, frames_in: int, frames_out: int) -> None:
         super().__init__()
         self.frames_in, self.frames_out = frames_in, frames_out
-        self.contract = RestorerContract(frames_in, frames_out, crop_size=4, landmarks=True)
+        self.contract = RestorerContract(frames_in, frames_out, 4, AudioInput(), landmarks=True)
         self.seen: list[tuple[int, int, int]] = []
 
     def forward(self, frames: Tensor, audio: Tensor | None, landmarks: Tensor | None) -> Tensor:
@@ -74,7 +74,7 @@ class WindowMix(nn.Module):
     that any difference in what a window reads (context, padding, alignment) shows."""
 
     frames_in, frames_out = 7, 3
-    contract = RestorerContract(7, 3, crop_size=8, landmarks=True)
+    contract = RestorerContract(7, 3, 8, AudioInput(), landmarks=True)
 
     def forward(self, frames: Tensor, audio: Tensor, landmarks: Tensor) -> Tensor:
         centre = frames[:, 2:5]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
+from torch import Tensor, nn
 
 from avrestore.audio.features import AUDIO_RATE, MFCC_WINDOW, N_MFCC
 from avrestore.errors import InputError
@@ -62,6 +62,33 @@ def restorer_contract(model: nn.Module, name: str = "the model") -> RestorerCont
     if not isinstance(contract, RestorerContract):
         raise InputError(f"{name} holds a {type(model).__name__}, not a face restoration model")
     return contract
+
+
+def restorer_inputs(
+    contract: RestorerContract,
+    frames: Tensor,
+    audio: Tensor | None = None,
+    landmarks: Tensor | None = None,
+    crop: Tensor | None = None,
+    audio_mask: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """The keyword arguments of one forward call: the frames, and of the rest only what the
+    contract consumes (``crop``, where the frames lie in the face crop, and ``audio_mask``,
+    which items have speech, go with the audio). The LQ frames are trimmed at both ends to the
+    ``frames_in`` the model reads (a 1-frame model gets the centre of a longer window)."""
+    extra = (frames.shape[1] - contract.frames_in) // 2
+    if extra < 0 or frames.shape[1] - 2 * extra != contract.frames_in:
+        raise ValueError(f"{frames.shape[1]} frames cannot be centred on {contract.frames_in}")
+    inputs = {"frames": frames[:, extra : frames.shape[1] - extra]}
+    if contract.audio is not None and audio is not None:
+        inputs["audio"] = audio
+        if audio_mask is not None:
+            inputs["audio_mask"] = audio_mask
+    if contract.audio is not None and crop is not None:
+        inputs["crop"] = crop
+    if contract.landmarks and landmarks is not None:
+        inputs["landmarks"] = landmarks
+    return inputs
 
 
 def landmarker_contract(model: nn.Module, name: str = "the model") -> LandmarkerContract:

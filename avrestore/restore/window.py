@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from avrestore.models.contract import restorer_contract
+from avrestore.models.contract import restorer_contract, restorer_inputs
 
 
 def _pad(x: np.ndarray, before: int, after: int) -> np.ndarray:
@@ -55,7 +55,15 @@ def restore_sequence(
         x = torch.from_numpy(x).to(device).permute(0, 1, 4, 2, 3).float() / 255
         a = _per_output(audio, group, n_out, tail, device)
         lm = _per_output(landmarks, group, n_out, tail, device)
-        y = model(x, a, lm).clamp(0, 1).mul(255).round().byte().permute(0, 1, 3, 4, 2).cpu()
+        y = (
+            model(**restorer_inputs(contract, x, a, lm))
+            .clamp(0, 1)
+            .mul(255)
+            .round()
+            .byte()
+            .permute(0, 1, 3, 4, 2)
+            .cpu()
+        )
         for (s, count), frames_y in zip(group, y.numpy(), strict=True):
             out[s : s + count] = frames_y[:count]
     return out

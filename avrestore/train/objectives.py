@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
+from avrestore.models.contract import restorer_contract, restorer_inputs
 from avrestore.models.landmark_net import landmark_loss
 from avrestore.models.losses import charbonnier
 from avrestore.quality import psnr
@@ -19,6 +21,11 @@ def _centre(lq: Tensor, n_out: int) -> Tensor:
     """The LQ frames aligned with the restored ones: (B, 2N+5, ...) → (B, 2N+1, ...)."""
     k = (lq.shape[1] - n_out) // 2
     return lq[:, k : k + n_out]
+
+
+def _unwrapped(model: nn.Module) -> nn.Module:
+    """The model itself, inside DistributedDataParallel or not."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def _audio(batch: dict, device: torch.device) -> Tensor | None:
@@ -31,14 +38,18 @@ class Restoration:
     def predict(self, model: nn.Module, batch: dict, device: torch.device) -> Tensor:
         """The model's restored frames (B, 2N+1, 3, H, W); items without speech get no audio
         term (``audio_mask``), the rest keep theirs."""
+        contract = restorer_contract(_unwrapped(model))
         has_audio = torch.as_tensor(batch["has_audio"])
         audio = batch["audio"].to(device) if bool(has_audio.any()) else None
         return model(
-            batch["lq"].to(device),
-            audio,
-            batch["landmarks"].to(device),
-            crop=batch["crop"].to(device),
-            audio_mask=None if audio is None else has_audio.to(device),
+            **restorer_inputs(
+                contract,
+                batch["lq"].to(device),
+                audio,
+                batch["landmarks"].to(device),
+                crop=batch["crop"].to(device),
+                audio_mask=None if audio is None else has_audio.to(device),
+            )
         )
 
     def loss(self, model: nn.Module, batch: dict, device: torch.device) -> Tensor:
