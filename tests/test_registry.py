@@ -114,3 +114,8 @@ def test_callers_pass_a_model_only_what_its_contract_consumes() -> None:
     assert got["frames"][0, :, 0, 0, 0].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
     with pytest.raises(ValueError, match="cannot be centred"):
         restorer_inputs(RestorerContract(2, 2, 4), frames)
+
+
+def test_a_transposed_convolution_counts_one_mac_per_input_value_and_weight() -> None:
+    deconv = nn.Sequential(nn.ConvTranspose2d(4, 6, kernel_size=4, stride=2, padding=1))
+    assert count_macs(deconv, input=torch.rand(1, 4, 5, 5)) == 4 * 25 * 6 * 16

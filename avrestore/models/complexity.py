@@ -1,7 +1,8 @@
 """Model size and cost: parameters, and multiply-accumulates (MACs) counted by forward hooks.
 
-Counted: every ``nn.Conv2d``, ``nn.Linear`` and deformable convolution (its dense product
-only; the bilinear sampling of the taps is not counted, as in EDVR's and BasicVSR's tables).
+Counted: every ``nn.Conv2d``, ``nn.ConvTranspose2d``, ``nn.Linear`` and deformable convolution
+(its dense product only; the bilinear sampling of the taps is not counted, as in EDVR's and
+BasicVSR's tables).
 A ``DCNv2Pack``'s offset predictor is an ``nn.Conv2d`` and so counts as well. Bias additions,
 activations, pixel shuffles and interpolations are not counted.
 """
@@ -16,7 +17,7 @@ from torch import Tensor, nn
 from avrestore.models.contract import RestorerContract
 from avrestore.models.dcn import ModulatedDeformConv2d
 
-_COUNTED = (nn.Conv2d, nn.Linear, ModulatedDeformConv2d)
+_COUNTED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, ModulatedDeformConv2d)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -28,8 +29,12 @@ def count_macs(model: nn.Module, **inputs: Tensor) -> int:
     """MACs of one forward call ``model(**inputs)``."""
     total = 0
 
-    def hook(module: nn.Module, _args: object, output: Tensor) -> None:
+    def hook(module: nn.Module, args: tuple[Tensor, ...], output: Tensor) -> None:
         nonlocal total
+        if isinstance(module, nn.ConvTranspose2d):
+            # Each input value is spread by (C_out/groups)*kh*kw weights: weight[0]'s size.
+            total += args[0].numel() * module.weight[0].numel()
+            return
         # Each output value costs one MAC per weight of its filter: (C_in/groups)*kh*kw for a
         # convolution, in_features for a linear layer; weight[0] holds exactly those.
         total += output.numel() * module.weight[0].numel()

@@ -50,18 +50,14 @@ from avrestore.audio.features import MFCC_WINDOW, N_MFCC
 from avrestore.errors import InputError
 from avrestore.models.blocks import UpsampleBlock, conv3x3, lrelu, residual_blocks
 from avrestore.models.contract import N_LANDMARKS, AudioInput, RestorerContract
-from avrestore.models.dcn import DCNv2Pack
 from avrestore.models.heatmaps import landmark_heatmaps
+from avrestore.models.pcd import FeaturePyramid, PCDAlignment
 
 SIZE_MULTIPLE = 16  # L3 is at 1/16: frames are padded to a multiple of it
 
 # Stream -> how far back its source frame lies: FS_j from j-2 (eq. 6), FA_j from j-1 (eq. 4),
 # BA_j from j+1 (eq. 5), BS_j from j+2 (eq. 7).
 STREAM_SOURCES = {"FS": 2, "FA": 1, "BA": -1, "BS": -2}
-
-
-def _upsample2(x: Tensor) -> Tensor:
-    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
 class PreDeblur(nn.Module):
@@ -82,65 +78,6 @@ class PreDeblur(nn.Module):
         return self.body(lrelu(self.down2(lrelu(self.down1(x)))))
 
 
-class FeaturePyramid(nn.Module):
-    """L1 (1/4) -> [L1, L2 (1/8), L3 (1/16)] by stride-2 convs, as EDVR's conv_l2 / conv_l3."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.levels = nn.ModuleList(
-            nn.Sequential(
-                conv3x3(channels, channels, stride=2),
-                nn.LeakyReLU(0.1),
-                conv3x3(channels, channels),
-                nn.LeakyReLU(0.1),
-            )
-            for _ in range(2)
-        )
-
-    def forward(self, l1: Tensor) -> list[Tensor]:
-        """The three levels, finest first."""
-        pyramid = [l1]
-        for level in self.levels:
-            pyramid.append(level(pyramid[-1]))
-        return pyramid
-
-
-class PCDAlign(nn.Module):
-    """Align(F_src, F_ref): EDVR's pyramid, cascading and deformable alignment.
-
-    Offsets are found at L3, upsampled and refined at L2 and L1; a last deformable conv
-    (the cascade) refines the L1 result against the reference once more.
-    """
-
-    def __init__(self, channels: int, deform_groups: int) -> None:
-        super().__init__()
-        c = channels
-        self.offset_in = nn.ModuleList(conv3x3(2 * c, c) for _ in range(3))
-        self.offset_merge = nn.ModuleList(conv3x3(2 * c, c) for _ in range(2))  # L1, L2
-        self.offset_out = nn.ModuleList(conv3x3(c, c) for _ in range(3))
-        self.dcn = nn.ModuleList(DCNv2Pack(c, c, deform_groups=deform_groups) for _ in range(3))
-        self.feat_merge = nn.ModuleList(conv3x3(2 * c, c) for _ in range(2))  # L1, L2
-        self.cascade_offset = nn.Sequential(
-            conv3x3(2 * c, c), nn.LeakyReLU(0.1), conv3x3(c, c), nn.LeakyReLU(0.1)
-        )
-        self.cascade_dcn = DCNv2Pack(c, c, deform_groups=deform_groups)
-
-    def forward(self, src: list[Tensor], ref: list[Tensor]) -> Tensor:
-        """Warp the pyramid ``src`` onto ``ref``; returns the aligned L1 feature."""
-        offset = feat = None
-        for lvl in (2, 1, 0):
-            o = lrelu(self.offset_in[lvl](torch.cat((src[lvl], ref[lvl]), 1)))
-            if offset is not None:
-                # x2: the coarser level's offsets are in its own, half-size, pixels (as EDVR).
-                o = lrelu(self.offset_merge[lvl](torch.cat((o, _upsample2(offset) * 2), 1)))
-            o = lrelu(self.offset_out[lvl](o))
-            f = self.dcn[lvl](src[lvl], o)
-            if feat is not None:
-                f = self.feat_merge[lvl](torch.cat((f, _upsample2(feat)), 1))
-            offset, feat = o, (lrelu(f) if lvl > 0 else f)
-        return lrelu(self.cascade_dcn(feat, self.cascade_offset(torch.cat((feat, ref[0]), 1))))
-
-
 class InterFrameTemporal(nn.Module):
     """Eqs. 4-10: frames (B, 2N+5, 3, H, W), H and W multiples of 16 -> T (B, 2N+1, C, H/4, W/4)
     for the centre frames."""
@@ -152,7 +89,7 @@ class InterFrameTemporal(nn.Module):
         c = channels
         self.predeblur = PreDeblur(c, deblur_blocks)
         self.pyramid = FeaturePyramid(c)
-        self.align = PCDAlign(c, deform_groups)
+        self.align = PCDAlignment(c, deform_groups)
         # Per stream, BasicVSR's propagation: fuse the aligned state with the frame's feature.
         self.propagate = nn.ModuleDict(
             {

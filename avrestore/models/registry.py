@@ -17,6 +17,8 @@ from typing import Any
 from torch import nn
 
 from avrestore.errors import InputError
+from avrestore.models.dbpn import DBPN
+from avrestore.models.edvr import EDVR
 from avrestore.models.gavn import GAVN
 from avrestore.models.landmark_net import LandmarkNet
 
@@ -31,6 +33,14 @@ class ModelSpec:
 
 
 REGISTRY: dict[str, ModelSpec] = {
+    "edvr": ModelSpec(
+        EDVR, {}, "EDVR-M peer, same-size form: 64 features, PCD with 8 deform groups, TSA"
+    ),
+    "edvr-small": ModelSpec(
+        EDVR,
+        {"num_feat": 32, "deform_groups": 4, "num_extract_block": 3, "num_reconstruct_block": 5},
+        "EDVR for CPU training: 32 features, 4 deform groups, 3 + 5 residual blocks",
+    ),
     "gavn": ModelSpec(GAVN, {}, "GAVN at paper scale: 64 channels, PCD with 8 deform groups"),
     "gavn-small": ModelSpec(
         GAVN,
@@ -44,6 +54,14 @@ REGISTRY: dict[str, ModelSpec] = {
             "audio_hidden": 32,
         },
         "GAVN for CPU training: 32 channels, 2 deform groups, fewer residual blocks",
+    ),
+    "dbpn": ModelSpec(
+        DBPN, {}, "D-DBPN x4 at paper scale (T = 7, n0 256, nR 64) on the pixel-unshuffled frame"
+    ),
+    "dbpn-small": ModelSpec(
+        DBPN,
+        {"base_filters": 32, "feature_filters": 64, "stages": 3},
+        "D-DBPN x4 for CPU training: T = 3, n0 64, nR 32",
     ),
     "landmark-net": ModelSpec(
         LandmarkNet, {}, "Audio-assisted PFLD: 68 landmarks from a degraded 112x112 face crop"
