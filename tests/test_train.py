@@ -186,6 +186,7 @@ def test_a_stage_can_start_from_a_weights_file(tiny_config: Path, tmp_path: Path
     final = train(cfg, tmp_path / "run")
     # The crop size of the clips it trained on travels in the weights (restore cuts faces so).
     assert json.loads(read_metadata(final)["model"])["crop_size"] == 96
+    assert read_metadata(final)["task"] == "deblur"  # what the leaderboard groups it by
     got, want = load_file(str(final)), dict(start.named_parameters())
     assert got.keys() == start.state_dict().keys()
     for k in want:  # lr 0: the stage kept exactly the weights it started from (batch-norm

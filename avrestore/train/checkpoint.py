@@ -45,14 +45,20 @@ def _as_tuple(value: Any) -> Any:
 
 
 def save_checkpoint(
-    run_dir: Path, step: int, model: nn.Module, spec: dict[str, Any], state: dict[str, Any]
+    run_dir: Path,
+    step: int,
+    model: nn.Module,
+    spec: dict[str, Any],
+    state: dict[str, Any],
+    meta: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``step_<step>`` atomically, point ``latest`` at it, and drop older checkpoints."""
+    """Write ``step_<step>`` atomically, point ``latest`` at it, and drop older checkpoints;
+    ``meta`` goes into the weights' metadata beside the step."""
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:08d}"
     with atomic_dir(final) as tmp:
-        save_model(model, tmp / "model.safetensors", spec, {"step": step})
+        save_model(model, tmp / "model.safetensors", spec, {**(meta or {}), "step": step})
         torch.save({**state, "rng": rng_state()}, tmp / "state.pt")
     with atomic_path(root / "latest") as tmp:
         tmp.write_text(final.name + "\n")

@@ -268,6 +268,7 @@ def train(cfg: ExperimentConfig | dict, run_dir: str | Path, resume: bool = Fals
                             "optimizer": opt.state_dict(),
                             "scheduler": sched.state_dict(),
                         },
+                        {"task": cfg.task},
                     )
                 if t.stop_after is not None and step >= t.stop_after:
                     bar.close()
@@ -282,7 +283,7 @@ def train(cfg: ExperimentConfig | dict, run_dir: str | Path, resume: bool = Fals
     bar.close()
     final = run.dir / "model.safetensors"
     if run.dist.main and model is not None:
-        save_model(model, final, cfg.stage_model(run.stages[-1]), {"steps": step})
+        save_model(model, final, cfg.stage_model(run.stages[-1]), {"steps": step, "task": cfg.task})
         writer.close()
     close_distributed()
     return final
