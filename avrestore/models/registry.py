@@ -17,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from avrestore.errors import InputError
+from avrestore.models.basicvsrpp import BasicVSRPlusPlus
 from avrestore.models.dbpn import DBPN
 from avrestore.models.edvr import EDVR
 from avrestore.models.gavn import GAVN
@@ -54,6 +55,16 @@ REGISTRY: dict[str, ModelSpec] = {
             "audio_hidden": 32,
         },
         "GAVN for CPU training: 32 channels, 2 deform groups, fewer residual blocks",
+    ),
+    "basicvsrpp": ModelSpec(
+        BasicVSRPlusPlus,
+        {},
+        "BasicVSR++ same-size, paper scale: c64, 7 blocks/branch, 16 deform groups, SPyNet; 15->11",
+    ),
+    "basicvsrpp-small": ModelSpec(
+        BasicVSRPlusPlus,
+        {"mid_channels": 32, "num_blocks": 3, "deform_groups": 8},
+        "BasicVSR++ for CPU training: c32, 3 blocks/branch, 8 deform groups, SPyNet; 15->11",
     ),
     "dbpn": ModelSpec(
         DBPN, {}, "D-DBPN x4 at paper scale (T = 7, n0 256, nR 64) on the pixel-unshuffled frame"
