@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SHARED ?= $(abspath ../shared/data)
 export AVRESTORE_SAMPLES ?= $(SHARED)/talking_heads
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench leaderboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +32,11 @@ format: install
 
 bench: install
 	$(VENV)/bin/avrestore bench
+
+# docs/leaderboard.md and its pictures; needs a prepared folder (avrestore prepare
+# ../shared/data/talking_heads data/prepared224 --layout folder). Cached results are reused.
+leaderboard: install
+	$(VENV)/bin/avrestore leaderboard --data data/prepared224
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

@@ -16,7 +16,17 @@ from types import FrameType
 
 import typer
 
-from avrestore.cli import bench, degrade, demo, evaluate, models, prepare, restore, train
+from avrestore.cli import (
+    bench,
+    degrade,
+    demo,
+    evaluate,
+    leaderboard,
+    models,
+    prepare,
+    restore,
+    train,
+)
 from avrestore.errors import InputError
 
 app = typer.Typer(
@@ -33,6 +43,7 @@ app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
 app.command("restore")(restore.restore)
 app.command("bench")(bench.bench)
+app.command("leaderboard")(leaderboard.leaderboard)
 
 
 class _Interrupted(BaseException):

@@ -3,6 +3,7 @@ side."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,22 +70,33 @@ def markdown_table(results: dict) -> str:
         + (f"; landmarks: {results['landmarks']}" if results["landmarks"] else "")
         + ".",
         "",
-        "| Method | " + " | ".join(c.header for c in shown) + " |",
-        "|:--|" + "--:|" * len(shown),
+        *table_lines(rows, shown),
     ]
-    contenders = {c.key: _contenders(c, list(rows)) for c in shown}
-    best = {c.key: _best(c, [rows[label][c.key] for label in contenders[c.key]]) for c in shown}
+    if missing:
+        lines += ["", f"Not computed (weights not given, or no audio): {', '.join(missing)}."]
+    return "\n".join(lines) + "\n"
+
+
+def table_lines(
+    rows: Mapping[str, Mapping[str, float | None]], columns: Sequence[Column]
+) -> list[str]:
+    """The markdown lines of a table of ``rows`` (label → value by column key; ``None`` shows
+    as –): the header with ↑/↓, then one line per row, the best value of each column in bold."""
+    lines = [
+        "| Method | " + " | ".join(c.header for c in columns) + " |",
+        "|:--|" + "--:|" * len(columns),
+    ]
+    contenders = {c.key: _contenders(c, list(rows)) for c in columns}
+    best = {c.key: _best(c, [rows[label][c.key] for label in contenders[c.key]]) for c in columns}
     for label, row in rows.items():
         cells = []
-        for c in shown:
+        for c in columns:
             value = row[c.key]
             text = "–" if value is None else c.cell(value)
             bold = label in contenders[c.key] and text == best[c.key]
             cells.append(f"**{text}**" if bold else text)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    if missing:
-        lines += ["", f"Not computed (weights not given, or no audio): {', '.join(missing)}."]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _contenders(column: Column, labels: list[str]) -> list[str]:

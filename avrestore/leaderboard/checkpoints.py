@@ -1,0 +1,44 @@
+"""The shipped checkpoints: ``<name>.safetensors`` files whose metadata names their task."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from avrestore.errors import InputError
+from avrestore.models.weights import read_metadata
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A restoration checkpoint: its name (the file stem), file, task and content digest."""
+
+    name: str
+    path: Path
+    task: str
+    sha256: str
+
+
+def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_checkpoints(weights_dir: Path) -> dict[str, list[Checkpoint]]:
+    """Task → its checkpoints in ``weights_dir``, by name; files without a ``task`` (landmark
+    networks) are left out. InputError if the folder does not exist."""
+    if not weights_dir.is_dir():
+        raise InputError(f"weights folder does not exist: {weights_dir}")
+    found: dict[str, list[Checkpoint]] = {}
+    for path in sorted(weights_dir.glob("*.safetensors")):
+        if path.name.startswith("."):  # a file being written (atomic_path's temporary name)
+            continue
+        task = read_metadata(path).get("task")
+        if task is not None:
+            found.setdefault(task, []).append(Checkpoint(path.stem, path, task, sha256_file(path)))
+    return found
