@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,18 @@ def _require(path: Path) -> Path:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{path} is missing; under CI the shared data must be present")
     pytest.skip(f"{path} not present (the shared sample data lives beside the checkout)")
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread while a module's tests run: on two shared cores a second intra-op
+    thread only adds sync cost (gradcheck's ~1,400 tiny forwards ran 16x slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -119,16 +119,6 @@ def test_dcnv2pack_starts_as_half_a_plain_conv() -> None:
     assert (got - want).abs().max() < 1e-5
 
 
-@pytest.fixture
-def one_thread():
-    """Gradcheck runs ~1,400 tiny forwards: intra-op threads only add sync cost (16x on 2 busy
-    cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_gradients_reach_every_input(one_thread) -> None:
     torch.manual_seed(3)
     b, c, c_out, h, w, groups = 1, 2, 2, 3, 4, 2

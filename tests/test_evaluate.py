@@ -35,15 +35,6 @@ NEEDS_WEIGHTS = ("niqe", "lpips", "sync_c", "sync_d")
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    """Two torch threads on two shared cores run the network several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
 def raw_dir(talking_heads: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("raw")
     for name in GRID:

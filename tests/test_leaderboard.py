@@ -30,15 +30,6 @@ NETWORKS = ("tiny-a", "tiny-b")
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    """Two torch threads on two shared cores run the network several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
 def data(prepared_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the prepared fixture: evaluate caches degraded clips in DATA/cache."""
     copy = tmp_path_factory.mktemp("leaderboard") / "prepared"

@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avrestore.errors import InputError
-from avrestore.models.blocks import conv3x3, lrelu, residual_blocks
+from avrestore.models.blocks import UpsampleX4Head, conv3x3, residual_blocks
 from avrestore.models.contract import RestorerContract
 from avrestore.models.dcn import ModulatedDeformConv2d
 from avrestore.models.spynet import SPyNet, dis_flow, flow_warp
@@ -177,13 +177,9 @@ class BasicVSRPlusPlus(nn.Module):
             }
         )
         self.reconstruction = ResidualBlocksWithInputConv(5 * c, c, reconstruction_blocks)
-        self.upconv1 = conv3x3(c, 4 * c)
-        self.upconv2 = conv3x3(c, 4 * c)  # the reference's is 64 -> 256 at any width (docstring)
-        self.conv_hr = conv3x3(c, c)
-        # Zero: a fresh model returns its input frames exactly and training starts from there.
-        self.conv_last = conv3x3(c, 3)
-        nn.init.zeros_(self.conv_last.weight)
-        nn.init.zeros_(self.conv_last.bias)
+        # Its conv_last is zero: a fresh model returns its input frames exactly. Its width
+        # follows mid_channels (the reference's upconv2 is 64 -> 256 at any width).
+        self.head = UpsampleX4Head(c)
 
     @property
     def contract(self) -> RestorerContract:
@@ -245,9 +241,7 @@ class BasicVSRPlusPlus(nn.Module):
     def upsample(self, feats: Tensor, lqs: Tensor) -> Tensor:
         """Reconstruction: c(g_i, f_i^1..4) (N, 5C, h, w) and x_i (N, 3, 4h, 4w) -> y_i."""
         hr = self.reconstruction(feats)
-        hr = lrelu(F.pixel_shuffle(self.upconv1(hr), 2))
-        hr = lrelu(F.pixel_shuffle(self.upconv2(hr), 2))
-        return lqs + self.conv_last(lrelu(self.conv_hr(hr)))
+        return lqs + self.head(hr)
 
     def forward(self, frames: Tensor, flow: Tensor | None = None) -> Tensor:
         """Restore the centre frames; ``flow`` (DIS model only): the clip's ``dis_flows``,

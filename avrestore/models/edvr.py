@@ -47,7 +47,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avrestore.errors import InputError
-from avrestore.models.blocks import ResidualBlock, conv3x3, lrelu, residual_blocks
+from avrestore.models.blocks import (
+    ResidualBlock,
+    UpsampleX4Head,
+    conv3x3,
+    lrelu,
+    residual_blocks,
+)
 from avrestore.models.contract import RestorerContract
 from avrestore.models.pcd import FeaturePyramid, PCDAlignment, upsample2
 
@@ -175,13 +181,7 @@ class EDVR(nn.Module):
         self.pcd_align = PCDAlignment(c, deform_groups)
         self.fusion = TSAFusion(c, num_frame) if with_tsa else nn.Conv2d(num_frame * c, c, 1)
         self.reconstruction = residual_blocks(c, num_reconstruct_block)
-        self.upconv1 = conv3x3(c, 4 * c)
-        self.upconv2 = conv3x3(c, 4 * c)
-        self.conv_hr = conv3x3(c, c)
-        self.conv_last = conv3x3(c, 3)
-        # Zero: a fresh model returns the centre frame exactly (module docstring).
-        nn.init.zeros_(self.conv_last.weight)
-        nn.init.zeros_(self.conv_last.bias)
+        self.head = UpsampleX4Head(c)  # its conv_last is zero: a fresh EDVR returns its input
 
     @property
     def contract(self) -> RestorerContract:
@@ -199,9 +199,7 @@ class EDVR(nn.Module):
         aligned = self.pcd_align(levels, ref).unflatten(0, (b, t))
         feat = self.fusion(aligned) if self.with_tsa else self.fusion(aligned.flatten(1, 2))
         out = self.reconstruction(feat)
-        out = lrelu(F.pixel_shuffle(self.upconv1(out), 2))
-        out = lrelu(F.pixel_shuffle(self.upconv2(out), 2))
-        out = self.conv_last(lrelu(self.conv_hr(out)))
+        out = self.head(out)
         out = x.unflatten(0, (b, t))[:, self.centre] + out  # the global residual
         return out[:, None, :, :h, :w]
 
