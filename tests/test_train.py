@@ -192,6 +192,13 @@ def test_a_stage_can_start_from_a_weights_file(tiny_config: Path, tmp_path: Path
     for k in want:  # lr 0: the stage kept exactly the weights it started from (batch-norm
         # statistics are buffers and do move)
         torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=k)
+    # An ablation starts from the full model's file: the branch it lacks is skipped, every
+    # tensor it has is the file's.
+    cfg["model"] = {**cfg["model"], "use_audio": False}
+    ablated = load_file(str(train(cfg, tmp_path / "run-noaudio")))
+    assert not any(".audio." in k for k in ablated) and any(".audio." in k for k in want)
+    for k in ablated.keys() & want.keys():
+        torch.testing.assert_close(ablated[k], want[k], rtol=0, atol=0, msg=k)
     other = build("gavn-small")
     save_model(other, tmp_path / "other.safetensors", {"type": "gavn-small"})
     cfg["train"]["stages"] = [{**joint, "init": str(tmp_path / "other.safetensors")}]

@@ -36,9 +36,12 @@ def save_model(
         save_file(tensors, str(tmp), metadata=meta)
 
 
-def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> None:
-    """Load a safetensors file's tensors into ``model``."""
-    model.load_state_dict(load_file(str(path)), strict=strict)
+def load_weights(
+    model: nn.Module, path: str | os.PathLike, strict: bool = True
+) -> tuple[list[str], list[str]]:
+    """Load a safetensors file's tensors into ``model``; the missing and unexpected keys."""
+    missing, unexpected = model.load_state_dict(load_file(str(path)), strict=strict)
+    return list(missing), list(unexpected)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -66,15 +66,20 @@ def _carry_weights(dst: nn.Module, src: nn.Module) -> None:
     )
 
 
-def _init_from(model: nn.Module, path: str) -> None:
-    """Start ``model`` from a weights file of the same architecture (a stage's ``init``)."""
+def _init_from(model: nn.Module, path: str) -> list[str]:
+    """Start ``model`` from a weights file (a stage's ``init``): every tensor of the model must
+    be in the file with its shape; tensors the model lacks (the branch an ablation removes,
+    e.g. audio) are skipped, and their modules (two name levels) returned for the log."""
     p = weights_path(path)
     read_metadata(p)  # one clear line for a missing or damaged file
     try:
-        load_weights(model, p)
+        missing, unexpected = load_weights(model, p, strict=False)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise InputError(f"{p} does not fit the stage's model: {first}") from None
+    if missing:
+        raise InputError(f"{p} does not fit the stage's model: it lacks {missing[0]}")
+    return sorted({".".join(k.split(".")[:2]) for k in unexpected})
 
 
 def optimiser_for(model: nn.Module, stage: Stage, steps: int) -> tuple[Any, Any]:
@@ -217,7 +222,9 @@ def train(cfg: ExperimentConfig | dict, run_dir: str | Path, resume: bool = Fals
         if resumed_here and ckpt is not None:
             load_weights(new, ckpt / "model.safetensors")
         elif stage.init is not None:
-            _init_from(new, stage.init)
+            skipped = _init_from(new, stage.init)
+            if skipped and run.dist.main:
+                bar.write(f"{stage.name}: from {stage.init}, without {', '.join(skipped)}")
         elif model is not None:
             _carry_weights(new, model)
         elif state is not None and ckpt is not None:
