@@ -15,7 +15,7 @@ import torch
 from conftest import run_cli
 from typer.testing import CliRunner
 
-from avrestore.cli import app
+from avrestore.cli.app import app
 from avrestore.degrade import Degradation
 from avrestore.errors import InputError
 from avrestore.evaluate.protocol import degradation_for

@@ -15,7 +15,7 @@ import torch
 from conftest import PREPARED_SIZE, TINY_GAVN, run_cli
 from typer.testing import CliRunner
 
-from avrestore.cli import app
+from avrestore.cli.app import app
 from avrestore.evaluate.report import COLUMNS
 from avrestore.evaluate.run import evaluate
 from avrestore.leaderboard import LEVELS

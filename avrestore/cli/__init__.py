@@ -1,5 +1,7 @@
-"""The ``avrestore`` command line: one typer app; each command lives in its own module.
+"""The ``avrestore`` command line: ``main`` runs the typer app of ``avrestore.cli.app``.
 
+``main`` installs its signal handlers before it imports the app (typer and every command's
+module take a few hundred milliseconds to load), so even an early Ctrl-C ends in one line.
 User errors (``InputError``) become one line on stderr and exit code 2, never a traceback; so
 do a full disk (exit code 1) and SIGINT or SIGTERM (exit code 130 or 143), once the partial
 output is removed.
@@ -14,36 +16,7 @@ import signal
 import sys
 from types import FrameType
 
-import typer
-
-from avrestore.cli import (
-    bench,
-    degrade,
-    demo,
-    evaluate,
-    leaderboard,
-    models,
-    prepare,
-    restore,
-    train,
-)
 from avrestore.errors import InputError
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    help="Audio-assisted restoration of talking-head videos.",
-)
-app.command("degrade")(degrade.degrade)
-app.command("demo")(demo.demo)
-app.command("prepare")(prepare.prepare)
-app.command("models")(models.models)
-app.command("train")(train.train)
-app.command("evaluate")(evaluate.evaluate)
-app.command("restore")(restore.restore)
-app.command("bench")(bench.bench)
-app.command("leaderboard")(leaderboard.leaderboard)
 
 
 class _Interrupted(BaseException):
@@ -82,6 +55,8 @@ def main() -> None:
     interrupt = functools.partial(_interrupt, os.getpid())
     handlers = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        from avrestore.cli.app import app
+
         app()
     except InputError as e:
         _fail(str(e), 2)

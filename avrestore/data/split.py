@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from avrestore.errors import InputError
 from avrestore.media.files import atomic_path
 
@@ -41,6 +39,8 @@ def assign_groups(groups: Sequence[str], fractions: Sequence[float], seed: int) 
     test = min(held[1], n - val)
     counts = (n - val - test, val, test)
     names = [name for name, c in zip(SPLITS, counts, strict=True) for _ in range(c)]
+    import numpy as np  # here, not at the top: `avrestore --help` must not load numpy
+
     order = np.random.default_rng(seed).permutation(n)
     return {unique[i]: name for i, name in zip(order, names, strict=True)}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +83,15 @@ def load_state(folder: Path) -> dict[str, Any]:
     InputError, one line, for a damaged or foreign file (it is never unpickled freely)."""
     path = folder / "state.pt"
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickles before it refuses
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if len(first) > 100:
+            first = first[: first.rfind(" ", 0, 100)] + " ..."
         raise InputError(
-            f"cannot resume from {path}: not a training state this trainer wrote ({first[:120]}); "
+            f"cannot resume from {path}: not a training state this trainer wrote ({first}); "
             "start afresh in another --run-dir"
         ) from None
     if not isinstance(state, dict) or not {"step", "stage", "optimizer"} <= set(state):
