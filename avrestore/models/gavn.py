@@ -50,6 +50,7 @@ from avrestore.audio.features import MFCC_WINDOW, N_MFCC
 from avrestore.errors import InputError
 from avrestore.models.blocks import UpsampleBlock, conv3x3, lrelu, residual_blocks
 from avrestore.models.contract import N_LANDMARKS, AudioInput, RestorerContract
+from avrestore.models.face_map import sample_face_region
 from avrestore.models.heatmaps import landmark_heatmaps
 from avrestore.models.pcd import FeaturePyramid, PCDAlignment
 
@@ -202,25 +203,7 @@ class AudioEncoder(nn.Module):
     def forward(self, mfcc: Tensor, size: tuple[int, int], crop: Tensor) -> list[Tensor]:
         """Audio features for frames of ``size`` (H, W) at ``crop``: (H/2, W/2), (H/4, W/4)."""
         face_map = self.face_map(mfcc)
-        return [_sample_region(face_map, crop, size, s) for s in (2, 4)]
-
-
-def _sample_region(face_map: Tensor, crop: Tensor, size: tuple[int, int], stride: int) -> Tensor:
-    """``face_map`` (B, C, h, w) of whole faces, sampled at the pixel centres of a stride-
-    ``stride`` level of the (H, W) frames that lie at ``crop`` (B, 4: top, left, face_h,
-    face_w) in their faces; beyond the face the border value is held."""
-    h, w = size[0] // stride, size[1] // stride
-    # Positions in float32 whatever the autocast dtype: bf16 would round them to ~1 pixel.
-    top, left, face_h, face_w = crop.float().unbind(1)
-    centres = torch.arange(h, device=face_map.device, dtype=torch.float32)
-    ys = (top[:, None] + (centres + 0.5) * stride) / face_h[:, None] * 2 - 1
-    centres = torch.arange(w, device=face_map.device, dtype=torch.float32)
-    xs = (left[:, None] + (centres + 0.5) * stride) / face_w[:, None] * 2 - 1
-    grid = torch.stack(torch.broadcast_tensors(xs[:, None, :], ys[:, :, None]), -1)
-    out = F.grid_sample(
-        face_map.float(), grid, mode="bilinear", padding_mode="border", align_corners=False
-    )
-    return out.to(face_map.dtype)
+        return [sample_face_region(face_map, crop, size, s) for s in (2, 4)]
 
 
 class GuidedBranch(nn.Module):

@@ -18,6 +18,7 @@ from torch import nn
 
 from avrestore.errors import InputError
 from avrestore.models.basicvsrpp import BasicVSRPlusPlus
+from avrestore.models.davd_net import DAVDNet
 from avrestore.models.dbpn import DBPN
 from avrestore.models.edvr import EDVR
 from avrestore.models.gavn import GAVN
@@ -73,6 +74,25 @@ REGISTRY: dict[str, ModelSpec] = {
         DBPN,
         {"base_filters": 32, "feature_filters": 64, "stages": 3},
         "D-DBPN x4 for CPU training: T = 3, n0 64, nR 32",
+    ),
+    "davd-net": ModelSpec(
+        DAVDNet,
+        {},
+        "DAVD-Net at paper scale: c64 at full size, PCD 8 groups, BiLSTM 128, SAF; CPM with qp",
+    ),
+    "davd-net-small": ModelSpec(
+        DAVDNet,
+        {
+            "channels": 32,
+            "deform_groups": 4,
+            "front_blocks": 3,
+            "v_blocks": 3,
+            "reconstruction_blocks": 5,
+            "scale": 2,
+            "audio_hidden": 32,
+            "audio_up_blocks": 4,
+        },
+        "DAVD-Net for CPU training: c32 at 1/2 size, PCD 4 groups, 3/3/5 blocks, BiLSTM 32",
     ),
     "landmark-net": ModelSpec(
         LandmarkNet, {}, "Audio-assisted PFLD: 68 landmarks from a degraded 112x112 face crop"
