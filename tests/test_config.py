@@ -85,6 +85,7 @@ BAD = [
     ("data.levels={blur: [21]}", "data.levels.blur must be [low, high], got [21]"),
     ("data.levels={crf: [40, x]}", "data.levels.crf.1 must be an integer, got 'x'"),
     ("train.precision=fp16", "train.precision must be one of fp32, bf16, got 'fp16'"),
+    ("train.loss=l2", "train.loss must be one of charbonnier, l1, got 'l2'"),
     (
         "train.stages.2.schedule=step",
         "train.stages.2.schedule must be one of constant, cosine, got 'step'",
@@ -135,6 +136,16 @@ def test_each_mistake_is_one_input_error_line(override: str, message: str) -> No
     with pytest.raises(InputError) as e:
         load_config(BASE, [override])
     assert str(e.value) == message
+
+
+def test_the_restoration_loss_is_charbonnier_or_l1() -> None:
+    assert load_config(BASE).train.loss == "charbonnier"  # the default: GAVN's
+    assert load_config(BASE, ["train.loss=l1"]).train.loss == "l1"  # DAVD-Net's
+    davd = load_config(REPO / "configs" / "davd-net-small-car.yaml")
+    assert davd.train.loss == "l1" and davd.data.compress_at == ("crop",)
+    landmarks = REPO / "configs" / "landmark-net.yaml"
+    with pytest.raises(InputError, match=r"train\.loss l1 is for the restoration objective"):
+        load_config(landmarks, ["train.loss=l1"])
 
 
 def test_a_missing_section_or_key_is_named() -> None:

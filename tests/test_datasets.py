@@ -4,6 +4,7 @@ at 96² for a few frames."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -13,12 +14,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from avrestore.data.augment import crop_landmarks, crop_origin, flip_frames, flip_landmarks
+from avrestore.data.clip_cache import cached_arrays, clip_frames, clip_qp, save_array
 from avrestore.data.datasets import FaceWindowDataset
 from avrestore.data.tasks import Task, get_task
 from avrestore.degrade import DegradationRanges
 from avrestore.errors import InputError
 from avrestore.faces.landmarks import FLIP_PERMUTATION
+from avrestore.media.qp import crop_qp
 from avrestore.media.video import read_frames
+from avrestore.models.cpm import block_transform, luma, qstep
 
 SIZE, PATCH = 96, 64  # SIZE: the side prepared_root is prepared at
 TASKS = ("car", "deblur", "sr", "mixed")
@@ -272,3 +276,104 @@ def test_bad_settings_are_input_errors(root: Path) -> None:
         FaceWindowDataset(root, "train", "car", patch=200)
     with pytest.raises(InputError, match="stride >= 1"):
         FaceWindowDataset(root, "val", "car", patch=None, stride=0)
+
+
+def test_crop_origins_snap_to_a_grid_only_when_asked() -> None:
+    draws = [crop_origin((96, 90), 32, np.random.default_rng(s)) for s in range(20)]
+    rng = np.random.default_rng(0)  # grid 1 draws exactly as before the grid existed
+    assert draws[0] == (int(rng.integers(65)), int(rng.integers(59)))
+    assert any(y % 4 or x % 4 for y, x in draws)
+    snapped = [crop_origin((96, 90), 32, np.random.default_rng(s), grid=4) for s in range(40)]
+    assert all(y % 4 == 0 and x % 4 == 0 and y <= 64 and x <= 58 for y, x in snapped)
+    assert len({y for y, _ in snapped}) > 5 and crop_origin((96, 90), 32, None, 4) == (32, 28)
+
+
+def _in_box(items: list[dict]) -> float:
+    """Share of the 4x4 luma transform coefficients of the items' HQ centre frames within ±Q/2
+    of their LQ centre frames', Q = Qstep(item["qp"]) (DAVD-Net's CPM box)."""
+    shares = []
+    for item in items:
+        lq, hq = item["lq"][2:3].double(), item["hq"].double()
+        q = qstep(item["qp"].long()).double()
+        ratio = block_transform(luma(hq) - luma(lq)).abs() / q[..., None, None]
+        shares.append((ratio <= 0.5).double().flatten())
+    return float(torch.cat(shares).mean())
+
+
+def test_qp_maps_are_the_crop_streams_at_the_patch_mirrored_with_it(root: Path) -> None:
+    """For a model reading QP maps (DAVD-Net): each item's map is the crop-compressed stream's
+    effective QP of the 4x4 blocks under its patch (on the 4-pixel grid), mirrored with it, and
+    the HQ frame lies in the CPM box of the LQ one. The box alone cannot tell the place of the
+    map at CRF 45 (99.74 % in it on a real 224² clip, 99.75 % with frames 2 px off the grid),
+    hence the exact comparison."""
+    clip = root / "clips" / "grid_bbaf2n"
+    ds = FaceWindowDataset(root, "train", "car", n=0, patch=32, seed=1, qp=True)
+    maps = clip_qp(clip, root / "cache", 45)
+    assert maps.shape == (14, 6, 6) and maps.min() >= 45  # max(macroblock QP, CRF 45)
+    frames = clip_frames(clip, root / "cache")
+    items, flips = [], []
+    for index in range(10):  # GRID's 10 windows of 5 frames
+        item = ds[(index, 0)]
+        top, left, _, width = (int(v) for v in item["crop"])
+        assert top % 4 == 0 and left % 4 == 0 and item["qp"].dtype == torch.int16
+        t = index + 2  # the restored frame
+        hq = item["hq"][0].permute(1, 2, 0).numpy()
+        plain = frames[t, top : top + 32, left : left + 32] / 255
+        flipped = not np.allclose(hq, plain, atol=1e-6)
+        if flipped:  # ``left`` is counted in the mirrored face
+            left = width - 32 - left
+            mirrored = frames[t, top : top + 32, left : left + 32][:, ::-1] / 255
+            np.testing.assert_allclose(hq, mirrored, atol=1e-6)
+        want = crop_qp(maps[t : t + 1], top, left, 32, 32)
+        want = want[..., ::-1] if flipped else want
+        assert item["qp"].tolist() == want.tolist()
+        items.append(item)
+        flips.append(flipped)
+    assert any(flips) and not all(flips)
+    assert _in_box(items) >= 0.98
+    assert _in_box([item for item, f in zip(items, flips, strict=True) if f]) >= 0.98
+
+
+def test_items_not_coded_on_the_crop_grid_have_qp_minus_one(root: Path) -> None:
+    at_source = FaceWindowDataset(
+        root, "val", "car", n=0, patch=None, compress_at=("source",), qp=True
+    )[0]
+    assert at_source["qp"].shape == (1, 24, 24) and (at_source["qp"] == -1).all()
+    blurred = FaceWindowDataset(root, "train", "deblur", n=0, patch=32, qp=True)[(0, 0)]
+    assert blurred["qp"].shape == (1, 8, 8) and (blurred["qp"] == -1).all()
+    # Whole validation crops compressed at the crop carry the whole map.
+    whole = FaceWindowDataset(root, "val", "car", n=0, patch=None, qp=True)[0]
+    assert whole["qp"].shape == (1, 24, 24) and whole["qp"].min() >= 45
+    # Batches of both protocols collate to (B, 1, h, w); other models' items have no map.
+    kw = {"n": 0, "patch": 32, "compress_at": ("crop", "source")}
+    assert "qp" not in FaceWindowDataset(root, "train", "car", **kw)[(0, 0)]
+    torch.manual_seed(0)
+    batch = next(iter(DataLoader(FaceWindowDataset(root, "train", "car", qp=True, **kw), 8)))
+    assert batch["qp"].shape == (8, 1, 8, 8) and batch["qp"].dtype == torch.int16
+    coded = [bool((row >= 45).all()) for row in batch["qp"].flatten(1)]
+    uncoded = [bool((row == -1).all()) for row in batch["qp"].flatten(1)]
+    assert any(coded) and any(uncoded) and all(a != b for a, b in zip(coded, uncoded, strict=True))
+    with pytest.raises(InputError, match="4x4 blocks"):
+        FaceWindowDataset(root, "train", "car", patch=30, qp=True)
+
+
+def test_arrays_made_together_are_made_again_together(tmp_path: Path) -> None:
+    """``cached_arrays`` (evaluate's frames and QP maps of one encode): a missing file, or the
+    first one made again alone (newer than the second), makes both again."""
+    source, a, b = tmp_path / "face.mp4", tmp_path / "a.npy", tmp_path / "a.qp.npy"
+    source.write_bytes(b"")
+    made = []
+
+    def make() -> tuple[np.ndarray, np.ndarray]:
+        made.append(len(made))
+        return np.full(2, len(made)), np.full(3, len(made))
+
+    first = cached_arrays([a, b], source, make)
+    assert [x.tolist() for x in first] == [[1, 1], [1, 1, 1]]
+    assert [x.tolist() for x in cached_arrays([a, b], source, make)] == [[1, 1], [1, 1, 1]]
+    save_array(np.zeros(2), a)  # the frames made again by a run that wanted no QP maps
+    os.utime(a, (b.stat().st_mtime + 5, b.stat().st_mtime + 5))
+    assert [x.tolist() for x in cached_arrays([a, b], source, make)] == [[2, 2], [2, 2, 2]]
+    b.unlink()
+    assert [x.tolist() for x in cached_arrays([a, b], source, make)] == [[3, 3], [3, 3, 3]]
+    assert made == [0, 1, 2]

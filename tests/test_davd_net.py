@@ -79,6 +79,16 @@ def test_contract_says_what_the_model_consumes() -> None:
     }
 
 
+def test_restorer_inputs_pass_qp_only_to_a_model_declaring_it() -> None:
+    x, qp = _inputs(), torch.full((2, 1, 8, 8), 45, dtype=torch.int16)
+    given = {"qp": qp, "flow": torch.zeros(1)}
+    inputs = restorer_inputs(_tiny().contract, x["frames"], side_data=given)
+    assert set(inputs) == {"frames", "qp"} and inputs["qp"] is qp
+    for contract in (_tiny(use_cpm=False).contract, RestorerContract(5, 1, 64)):
+        assert set(restorer_inputs(contract, x["frames"], side_data=given)) == {"frames"}
+    assert "qp" not in restorer_inputs(_tiny().contract, x["frames"], side_data={"qp": None})
+
+
 def test_audio_ablations() -> None:
     x = _inputs()
     model = _wake(_tiny())

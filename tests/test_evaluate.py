@@ -18,12 +18,15 @@ from typer.testing import CliRunner
 from avrestore.cli.app import app
 from avrestore.degrade import Degradation
 from avrestore.errors import InputError
+from avrestore.evaluate.clips import load_clip
 from avrestore.evaluate.protocol import degradation_for
 from avrestore.evaluate.report import markdown_table
 from avrestore.evaluate.run import evaluate
 from avrestore.evaluate.scores import REPORTED, FrameWeightedMeans
 from avrestore.faces.crop import crop_square
+from avrestore.media.qp import crop_qp
 from avrestore.media.video import read_frames
+from avrestore.models.cpm import block_transform, luma, qstep
 from avrestore.models.registry import build
 from avrestore.models.weights import save_model
 from avrestore.quality import video_psnr
@@ -240,3 +243,40 @@ def test_means_weight_clips_by_frames_and_skip_missing_values() -> None:
     out = means.means()
     assert out["psnr"] == pytest.approx(22.5)
     assert out["sync_c"] == 5.0 and out["lpips"] is None
+
+
+def test_a_model_reading_qp_gets_the_crop_streams_maps_on_the_crop_protocol_only(
+    prepared_root: Path, tmp_path: Path, one_thread
+) -> None:
+    """DAVD-Net's CPM runs on ``--compress-at crop`` (the QP maps of the crop's own stream,
+    kept beside its frames) and not on ``source``: only there does ``:no-cpm`` change nothing."""
+    spec = {"type": "davd-net-small", "channels": 8, "deform_groups": 1, "front_blocks": 1}
+    spec |= {"v_blocks": 1, "reconstruction_blocks": 1, "audio_hidden": 8, "crop_size": 96}
+    torch.manual_seed(0)
+    args = dict(spec)
+    model = build(args.pop("type"), **args)
+    with torch.no_grad():  # off its identity init; a brightening the CPM's box cannot hold
+        model.reconstruction.conv_last.weight.normal_(std=0.02)
+        model.reconstruction.conv_last.bias.fill_(0.2)
+    path = tmp_path / "davd.safetensors"
+    save_model(model, path, spec)
+    kw = {"split": "val", "cache": tmp_path / "cache", "max_frames": 6}
+    names = [str(path), f"{path}:no-cpm"]
+    crop = evaluate(prepared_root, "car", 45, names, **kw).results["models"]
+    assert crop["davd"]["psnr"] > crop["davd:no-cpm"]["psnr"] + 1  # the CPM pulled it back
+    kept = tmp_path / "cache" / "evaluate-rgb2" / "car-45"
+    assert sorted(p.name for p in kept.iterdir()) == ["grid_bbaf2n.npy", "grid_bbaf2n.qp.npy"]
+    # The maps are those of the stream the cached frames came from: the HQ crop lies in the
+    # CPM box of the degraded one; a method without QP maps reads the same frames.
+    folder = prepared_root / "clips" / "grid_bbaf2n"
+    clip = load_clip(folder, tmp_path / "cache", Degradation(crf=45), "car-45", 6, qp=True)
+    assert clip.qp is not None and clip.qp.shape == (6, 6, 6) and clip.qp.min() >= 45
+    plain = load_clip(folder, tmp_path / "cache", Degradation(crf=45), "car-45", 6)
+    assert plain.qp is None and np.array_equal(plain.degraded, clip.degraded)
+    y = [luma(torch.tensor(f).permute(0, 3, 1, 2).double() / 255) for f in (clip.hq, plain.lq)]
+    q = qstep(torch.from_numpy(crop_qp(clip.qp, 0, 0, 96, 96))).double()  # per 4x4 block
+    inside = block_transform(y[0] - y[1]).abs() / q[..., None, None] <= 0.5
+    assert float(inside.double().mean()) >= 0.98
+    source = evaluate(prepared_root, "car", 45, names, compress_at="source", **kw).results
+    scores = [{k: v for k, v in m.items() if k != "seconds"} for m in source["models"].values()]
+    assert scores[0] == scores[1]

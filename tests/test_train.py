@@ -17,6 +17,7 @@ import yaml
 from safetensors.torch import load_file
 
 from avrestore.errors import InputError
+from avrestore.models.davd_net import DAVDNet
 from avrestore.models.registry import build
 from avrestore.models.weights import read_metadata, save_model
 from avrestore.train.checkpoint import load_state
@@ -206,3 +207,57 @@ def test_a_stage_can_start_from_a_weights_file(tiny_config: Path, tmp_path: Path
     cfg["train"]["stages"] = [{**joint, "init": str(tmp_path / "other.safetensors")}]
     with pytest.raises(InputError, match="does not fit the stage's model"):
         train(cfg, tmp_path / "run2")
+
+
+def test_davd_net_trains_on_car_with_the_qp_maps_of_its_patches(
+    prepared_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread: None
+) -> None:
+    """A tiny DAVD-Net, L1 loss, both compression protocols: its training batches carry the QP
+    map of each patch (-1 for items compressed at the source), validation the whole crop's."""
+    seen: list[torch.Tensor | None] = []
+    forward = DAVDNet.forward
+
+    def spy(self: DAVDNet, frames: torch.Tensor, *args, qp=None, **kw) -> torch.Tensor:
+        seen.append(None if qp is None else qp.clone())
+        return forward(self, frames, *args, qp=qp, **kw)
+
+    monkeypatch.setattr(DAVDNet, "forward", spy)
+    cfg = {
+        "task": "car",
+        "device": "cpu",
+        "model": {
+            "type": "davd-net-small",
+            "channels": 8,
+            "deform_groups": 1,
+            "front_blocks": 1,
+            "v_blocks": 1,
+            "reconstruction_blocks": 1,
+            "audio_hidden": 8,
+        },
+        "data": {
+            "root": str(prepared_root),
+            "n": 0,
+            "patch": 32,
+            "val_patch": None,
+            "compress_at": ["crop", "source"],
+        },
+        "train": {
+            "batch_size": 2,
+            "iters_per_epoch": 3,
+            "val_items": 1,
+            "loss": "l1",
+            "stages": [{"epochs": 1, "lr": 1e-4}],
+        },
+    }
+    final = train(cfg, tmp_path / "run")
+    assert final.is_file()
+    assert json.loads(read_metadata(final)["model"])["crop_size"] == 96
+    steps, val = seen[:3], seen[3:]
+    assert all(qp is not None and qp.shape == (2, 1, 8, 8) for qp in steps)
+    items = torch.cat(steps).flatten(1)  # type: ignore[arg-type]
+    assert {bool((i >= 45).all()) for i in items} == {True, False}  # both protocols
+    assert all(bool((i >= 45).all()) or bool((i == -1).all()) for i in items)
+    # Validation (scores, then the preview) on the whole 96² crop: its whole map.
+    assert len(val) == 2 and all(qp is not None and qp.shape == (1, 1, 24, 24) for qp in val)
+    # The schema's L1 is what it trained with.
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["loss"] == "l1"

@@ -93,7 +93,8 @@ def evaluate(
         str,
         typer.Option(
             help="car: compress the 224² face crop (crop, the papers' protocol) or the clip's "
-            "source video at its own size, then crop (source: what restore gets)."
+            "source video at its own size, then crop (source: what restore gets). DAVD-Net's "
+            "CPM reads the crop's QP maps under crop and is off under source."
         ),
     ] = "crop",
 ) -> None:

@@ -21,7 +21,9 @@ def restore(
         str | None,
         typer.Option(
             metavar="NAME|PATH",
-            help="Weights: a .safetensors file or a shipped name (default gavn-small-TASK).",
+            help="Weights: a .safetensors file or a shipped name (default gavn-small-TASK). "
+            "DAVD-Net's CPM needs the bitstream of the face crop itself and is off when "
+            "restoring a real video.",
         ),
     ] = None,
     landmark_model: Annotated[

@@ -13,16 +13,18 @@ from avrestore.faces.landmarks import FLIP_PERMUTATION
 
 
 def crop_origin(
-    size: tuple[int, int], patch: int, rng: np.random.Generator | None
+    size: tuple[int, int], patch: int, rng: np.random.Generator | None, grid: int = 1
 ) -> tuple[int, int]:
     """Top-left ``(y, x)`` of a ``patch``² crop of frames of ``size = (H, W)``: drawn from
-    ``rng``, or centred when it is None."""
+    ``rng``, or centred (rounded down) when it is None; both multiples of ``grid`` (e.g. 4,
+    to keep a codec's 4x4 transform blocks whole)."""
     h, w = size
     if not 0 < patch <= min(h, w):
         raise InputError(f"patch size must be in 1..{min(h, w)} for {w}x{h} frames, got {patch}")
     if rng is None:
-        return (h - patch) // 2, (w - patch) // 2
-    return int(rng.integers(h - patch + 1)), int(rng.integers(w - patch + 1))
+        return (h - patch) // 2 // grid * grid, (w - patch) // 2 // grid * grid
+    y = int(rng.integers((h - patch) // grid + 1)) * grid
+    return y, int(rng.integers((w - patch) // grid + 1)) * grid
 
 
 def crop_frames(frames: np.ndarray, origin: tuple[int, int], patch: int) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 - ``<cache>/hq-<tag>/<clip>.npy``: the decoded frames of ``face.mp4``;
 - ``<cache>/crf<Q>-<tag>/<clip>.mp4``: the whole clip compressed once at CRF ``Q`` (the
-  ``car`` task's LQ source), and ``<cache>/crf<Q>-<tag>/<clip>.npy`` its decoded frames;
+  ``car`` task's LQ source), ``<cache>/crf<Q>-<tag>/<clip>.npy`` its decoded frames and
+  ``<clip>.qp.npy`` the QP of each macroblock of each frame, read from the same stream
+  (``clip_qp``, for DAVD-Net's constraining projection);
 - ``<cache>/crf<Q>src-<tag>/<clip>.mp4``: the clip's *source video* compressed whole at its
   own size, and ``<clip>.npy`` its frames cut with the clip's ``boxes.npy`` as ``prepare``
   cut the face (what a user's compressed video gives ``restore``).
@@ -21,7 +23,8 @@ both leave a whole file; a cache older than its source is rebuilt.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,7 @@ from avrestore.degrade import Degradation, degrade_video
 from avrestore.errors import InputError
 from avrestore.faces.crop import crop_square
 from avrestore.media.files import atomic_path
+from avrestore.media.qp import read_qp_maps
 from avrestore.media.video import iter_frames, read_frames
 
 CACHE_TAG = "rgb2"  # bump when encoding or decoding changes what cached frames hold
@@ -59,6 +63,25 @@ def cached_array(path: Path, source: Path, make: Callable[[], np.ndarray]) -> np
     return np.load(path, mmap_mode="r")
 
 
+def cached_arrays(
+    paths: Sequence[Path], source: Path, make: Callable[[], Sequence[np.ndarray]]
+) -> list[np.ndarray]:
+    """The arrays in ``paths``, memory-mapped, that ``make`` makes together (e.g. decoded
+    frames and the QP maps of the same encode); all made again and written in order when one
+    is missing, older than ``source`` or older than the one before it (then the one before
+    was made again alone), so that arrays made together are only ever read together."""
+    fresh = all(_is_fresh(p, source) for p in paths) and all(
+        _is_fresh(later, earlier) for earlier, later in pairwise(paths)
+    )
+    if not fresh:
+        arrays = make()
+        if len(arrays) != len(paths):
+            raise ValueError(f"made {len(arrays)} arrays for {len(paths)} files")
+        for array, path in zip(arrays, paths, strict=True):
+            save_array(array, path)
+    return [np.load(p, mmap_mode="r") for p in paths]
+
+
 def cached_frames(video: Path, cache: Path) -> np.ndarray:
     """The frames (T, H, W, 3) uint8 of ``video``, memory-mapped from ``cache`` (made on
     first use)."""
@@ -80,6 +103,18 @@ def clip_frames(clip_dir: Path, cache: Path, crf: int | None = None) -> np.ndarr
         return cached_frames(face, cache_folder(cache, "hq") / f"{name}.npy")
     folder = cache_folder(cache, f"crf{crf}")
     return cached_frames(compressed_copy(face, folder / f"{name}.mp4", crf), folder / f"{name}.npy")
+
+
+def clip_qp(clip_dir: Path, cache: Path, crf: int) -> np.ndarray:
+    """The QP bounding each macroblock of each frame (T, ⌈H/16⌉, ⌈W/16⌉) uint8 of the
+    prepared clip's copy compressed at ``crf`` (``clip_frames``), memory-mapped (made on first
+    use): ``media.qp``'s effective QP, max(macroblock QP, picture QP), read from the very
+    stream whose decoded frames ``clip_frames`` holds, so the two always match (no second
+    encode: libx264 is not bit-exact from run to run on every CPU, see ``degrade.compress``)."""
+    face, name = clip_dir / "face.mp4", clip_dir.name
+    folder = cache_folder(cache, f"crf{crf}")
+    copy = compressed_copy(face, folder / f"{name}.mp4", crf)
+    return cached_array(folder / f"{name}.qp.npy", copy, lambda: read_qp_maps(copy).effective())
 
 
 def source_compressed_frames(clip_dir: Path, cache: Path, crf: int, source: Path) -> np.ndarray:

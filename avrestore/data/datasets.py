@@ -12,6 +12,14 @@ inter-frame temporal module consumes two more on each side; N=1 takes 7 frames i
   which is what a restorer gets at deployment;
 - ``crop`` (4,) float32 ``top, left, face_h, face_w``: where the patch lies in its whole face
   crop (mirrored with the patch), so that maps of the whole face can be cut the same way;
+- with ``qp`` (for a model whose contract declares that side data, DAVD-Net's CPM): ``qp``
+  (2N+1, h/4, w/4) int16, the QP bounding each 4x4 transform block of each restored frame in
+  the stream its LQ frames were decoded from (``clip_cache.clip_qp``; cut and mirrored with
+  the patch: the 4x4 basis rows are symmetric or antisymmetric, so a mirrored block keeps its
+  coefficients' magnitudes); -1 everywhere where the LQ frames were not coded on the patch's
+  grid (``car`` compressed at the source, on-the-fly steps, other tasks), which leaves the
+  CPM off for that item. Patches then lie on the 4-pixel grid (only then: other models keep
+  their draws);
 - ``clip`` str and ``start`` int, the clip frame of ``lq[0]`` (``hq[0]`` is ``start + 2``).
 
 The degradation is applied to whole frames and the patch cut afterwards, as evaluation
@@ -43,13 +51,16 @@ from avrestore.data.augment import (
     flip_frames,
     flip_landmarks,
 )
-from avrestore.data.clip_cache import clip_frames, source_compressed_frames
+from avrestore.data.clip_cache import clip_frames, clip_qp, source_compressed_frames
 from avrestore.data.tasks import COMPRESSION_WARMUP, Level, Task, get_task
-from avrestore.degrade import DegradationRanges
+from avrestore.degrade import Degradation, DegradationRanges
 from avrestore.errors import InputError
 from avrestore.media.audio import read_audio
+from avrestore.media.qp import crop_qp
 
 MARGIN = 2  # LQ frames on each side of the restored ones
+QP_BLOCK = 4  # the side of the transform blocks a ``qp`` map has one value for
+NO_QP = -1  # the ``qp`` of a block not coded on the patch's grid
 
 
 @dataclass(frozen=True)
@@ -101,7 +112,8 @@ class FaceWindowDataset(Dataset):
     turns on random crops, flips and levels. ``stride`` between window starts defaults to 1
     for training and to 2N+1 otherwise, so validation windows restore every frame once.
     ``cache`` (default ``root/cache``) holds decoded frames and compressed copies
-    (``clip_cache``).
+    (``clip_cache``). ``qp``: items carry the QP map of their restored frames (see the module
+    docstring); patches and clips must then be whole 4x4 blocks.
     """
 
     def __init__(
@@ -118,6 +130,7 @@ class FaceWindowDataset(Dataset):
         cache: str | os.PathLike | None = None,
         landmark_dir: str | os.PathLike | None = None,
         compress_at: tuple[str, ...] | None = None,
+        qp: bool = False,
     ) -> None:
         self.root = Path(root)
         self.task: Task = get_task(task)
@@ -129,7 +142,8 @@ class FaceWindowDataset(Dataset):
             )
         if n < 0 or (stride is not None and stride < 1):
             raise InputError(f"need N >= 0 and a stride >= 1, got N={n} and stride={stride}")
-        self.n, self.patch, self.seed = n, patch, seed
+        self.n, self.patch, self.seed, self.qp = n, patch, seed, qp
+        self.grid = QP_BLOCK if qp else 1
         self.landmark_dir = None if landmark_dir is None else Path(landmark_dir)
         self.train = split == "train" if train is None else train
         self.length = 2 * n + 1 + 2 * MARGIN
@@ -139,6 +153,14 @@ class FaceWindowDataset(Dataset):
         if patch is not None:  # a patch too large fails here rather than in a worker
             for clip in self.clips:
                 crop_origin(clip.size, patch, None)
+        if qp:
+            sides = {patch} if patch is not None else {s for c in self.clips for s in c.size}
+            if any(side % QP_BLOCK for side in sides):
+                what = f"a {patch}-pixel patch" if patch is not None else "whole crops"
+                raise InputError(
+                    f"a model reading QP maps needs patches of whole {QP_BLOCK}x{QP_BLOCK} "
+                    f"blocks; {what} of {self.root} ({sorted(sides)}) are not"
+                )
         self.windows = [
             (i, start)
             for i, clip in enumerate(self.clips)
@@ -164,6 +186,8 @@ class FaceWindowDataset(Dataset):
         for clip in self.clips:
             for at in {level.at for level in self.task.levels()} | {None}:
                 self._frames(clip, at)
+            if any(self._has_qp(level) for level in self.task.levels()):
+                self._qp_maps(clip)
             if clip.has_audio:
                 self.audio_windows(clip)
 
@@ -182,6 +206,31 @@ class FaceWindowDataset(Dataset):
                     f"meta.json says {clip.frames}"
                 )
             self._arrays[key] = frames
+        return self._arrays[key]
+
+    def _has_qp(self, level: Level) -> bool:
+        """Whether the LQ frames of ``level`` are a stream's decoded frames on the crop's own
+        grid (``car`` compressed at the crop, nothing after), so that its QP maps bound them."""
+        crf = self.task.source_crf
+        return (
+            self.qp
+            and crf is not None
+            and level.at == "crop"
+            and level.degradation == Degradation()
+        )
+
+    def _qp_maps(self, clip: PreparedClip) -> np.ndarray:
+        """The effective QP of each macroblock of each frame of the crop-compressed copy."""
+        key = (clip.clip_id, "qp")
+        if key not in self._arrays:
+            assert self.task.source_crf is not None
+            maps = clip_qp(clip.folder, self.cache, self.task.source_crf)
+            if len(maps) != clip.frames:
+                raise InputError(
+                    f"{clip.folder}: its compressed copy has QP maps for {len(maps)} frames, "
+                    f"meta.json says {clip.frames}"
+                )
+            self._arrays[key] = maps
         return self._arrays[key]
 
     def audio_windows(self, clip: PreparedClip) -> np.ndarray:
@@ -220,14 +269,17 @@ class FaceWindowDataset(Dataset):
         h, w = clip.size
         origin = (0, 0)
         if self.patch is not None:
-            origin = crop_origin(clip.size, self.patch, rng if self.train else None)
+            origin = crop_origin(clip.size, self.patch, rng if self.train else None, self.grid)
             lq, hq = crop_frames(lq, origin, self.patch), crop_frames(hq, origin, self.patch)
             landmarks = crop_landmarks(landmarks, origin)
         top, left = origin
+        qp = self._item_qp(clip, level, centre, origin, hq.shape[1:3]) if self.qp else None
         if self.train and rng.random() < 0.5:
             lq, hq = flip_frames(lq), flip_frames(hq)
             landmarks = flip_landmarks(landmarks, hq.shape[2])
             left = w - hq.shape[2] - left  # the patch's place in the mirrored face
+            qp = None if qp is None else qp[..., ::-1]
+        extra = {} if qp is None else {"qp": torch.from_numpy(np.ascontiguousarray(qp))}
         return {
             "lq": _to_tensor(lq),
             "hq": _to_tensor(hq),
@@ -237,7 +289,24 @@ class FaceWindowDataset(Dataset):
             "crop": torch.tensor([top, left, h, w], dtype=torch.float32),
             "clip": clip.clip_id,
             "start": start,
+            **extra,
         }
+
+    def _item_qp(
+        self,
+        clip: PreparedClip,
+        level: Level,
+        centre: slice,
+        origin: tuple[int, int],
+        size: tuple[int, int],
+    ) -> np.ndarray:
+        """(2N+1, h/4, w/4) int16: the QP of each 4x4 block of the restored frames' patch of
+        ``size`` at ``origin``, or ``NO_QP`` when ``level`` was not coded on its grid."""
+        shape = (centre.stop - centre.start, size[0] // QP_BLOCK, size[1] // QP_BLOCK)
+        if not self._has_qp(level):
+            return np.full(shape, NO_QP, np.int16)
+        maps = crop_qp(self._qp_maps(clip)[centre], *origin, *size, step=QP_BLOCK)
+        return maps.astype(np.int16)
 
     def _landmarks(self, clip: PreparedClip, level: Level) -> np.ndarray:
         """(T, 68, 2) landmarks of every frame of ``clip``: teacher or predicted (see above)."""

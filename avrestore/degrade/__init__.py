@@ -3,7 +3,7 @@ bicubic low resolution, and chains of them, on frame arrays and on video files."
 
 from avrestore.degrade.blur import blur, gaussian_sigma
 from avrestore.degrade.chain import PAPER_RANGES, Degradation, DegradationRanges
-from avrestore.degrade.compression import compress
+from avrestore.degrade.compression import compress, compress_with_qp
 from avrestore.degrade.resize import downscale, downscaled_size, upscale
 from avrestore.degrade.video import VISUALLY_LOSSLESS_CRF, degrade_video
 
@@ -14,6 +14,7 @@ __all__ = [
     "DegradationRanges",
     "blur",
     "compress",
+    "compress_with_qp",
     "degrade_video",
     "downscale",
     "downscaled_size",

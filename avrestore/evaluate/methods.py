@@ -76,9 +76,15 @@ class Network:
     device: str | torch.device
     off: frozenset[str] = frozenset()
 
+    @property
+    def reads_qp(self) -> bool:
+        """Whether the model reads QP maps (``evaluate`` then keeps them with the clips)."""
+        return "qp" in restorer_contract(self.model).side_data
+
     def restore(self, clip: EvalClip) -> np.ndarray:
-        """The restored frames; audio windows and landmarks only for models that take them
-        and have them on (a silent clip runs with the audio branch off)."""
+        """The restored frames; audio windows, landmarks and QP maps only for models that
+        take them and have them on (a silent clip runs with the audio branch off; a clip not
+        compressed at the crop has no QP maps, and DAVD-Net's CPM is then off)."""
         m, a = self.model, restorer_contract(self.model).audio
         audio = None
         if a is not None and "audio" not in self.off:
@@ -86,12 +92,14 @@ class Network:
         marks = None
         if self.landmarks is not None and "landmarks" not in self.off:
             marks = self.landmarks(clip)
+        side = {"qp": clip.qp} if self.reads_qp and clip.qp is not None else {}
         # Inputs are switched off by withholding them; any other part by the model itself.
         inside = self.off - WITHHELD
+        args = (m, clip.lq, audio, marks, self.batch, self.device, side)
         if not inside:
-            return restore_sequence(m, clip.lq, audio, marks, self.batch, self.device)
+            return restore_sequence(*args)
         with m.ablate(inside):
-            return restore_sequence(m, clip.lq, audio, marks, self.batch, self.device)
+            return restore_sequence(*args)
 
 
 def labels(names: Sequence[str]) -> list[str]:

@@ -78,6 +78,7 @@ def evaluate(
     methods = build_methods(models, downscales, landmark_model, teacher_landmarks, batch, device)
     _check_resources(resources)
     clip_set = select_clips(Path(data), split, max_frames, None if cache is None else Path(cache))
+    qp = any(isinstance(m, Network) and m.reads_qp for m in methods)
     scorer = ClipScorer(resources, every)
     tally = _Tally(methods)
     total = sum(_evaluated_frames(f, max_frames) for f in clip_set.folders) * len(methods)
@@ -91,6 +92,7 @@ def evaluate(
                 f"{task}-{level}",
                 max_frames,
                 at_source=compress_at == "source",
+                qp=qp,
             )
             for method in methods:
                 bar.set_postfix_str(f"{clip.clip_id[:24]} {method.label[:16]}")

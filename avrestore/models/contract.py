@@ -15,6 +15,7 @@ fit, instead of guessing from its class or its attributes:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from torch import Tensor, nn
@@ -71,11 +72,15 @@ def restorer_inputs(
     landmarks: Tensor | None = None,
     crop: Tensor | None = None,
     audio_mask: Tensor | None = None,
+    side_data: Mapping[str, Tensor | None] | None = None,
 ) -> dict[str, Tensor]:
     """The keyword arguments of one forward call: the frames, and of the rest only what the
     contract consumes (``crop``, where the frames lie in the face crop, and ``audio_mask``,
-    which items have speech, go with the audio). The LQ frames are trimmed at both ends to the
-    ``frames_in`` the model reads (a 1-frame model gets the centre of a longer window)."""
+    which items have speech, go with the audio; of ``side_data``, e.g. ``{"qp": ...}``, the
+    entries the contract's ``side_data`` names and the caller gave, under their own names).
+    The LQ frames are trimmed at both ends to the ``frames_in`` the model reads (a 1-frame
+    model gets the centre of a longer window); side data are passed as given (the caller
+    shapes them as the model reads them, e.g. ``qp`` per output frame)."""
     extra = (frames.shape[1] - contract.frames_in) // 2
     if extra < 0 or frames.shape[1] - 2 * extra != contract.frames_in:
         raise ValueError(f"{frames.shape[1]} frames cannot be centred on {contract.frames_in}")
@@ -88,6 +93,9 @@ def restorer_inputs(
         inputs["crop"] = crop
     if contract.landmarks and landmarks is not None:
         inputs["landmarks"] = landmarks
+    for name, value in (side_data or {}).items():
+        if name in contract.side_data and value is not None:
+            inputs[name] = value
     return inputs
 
 

@@ -8,7 +8,7 @@ and windows advance by ``frames_out``. Outputs past the real end are dropped.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -38,9 +38,14 @@ def restore_sequence(
     landmarks: np.ndarray | None = None,
     batch: int = 1,
     device: str | torch.device = "cpu",
+    side_data: Mapping[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Restore (T, H, W, 3) uint8 frames with per-frame audio windows (T, W_a, n_mfcc) and
-    landmarks (T, 68, 2), either may be None; returns (T, H, W, 3) uint8."""
+    landmarks (T, 68, 2), either may be None; returns (T, H, W, 3) uint8. ``side_data``:
+    per-frame arrays (T, ...) by name (e.g. ``qp``, the QP maps of the stream the frames were
+    decoded from), each window getting those of its output frames, in their own dtype; only
+    those the model's contract declares are passed (``evaluate`` gives them, ``restore``
+    never: a face cut from a video and resized is not on its stream's grid)."""
     contract = restorer_contract(model)
     n_in, n_out = contract.frames_in, contract.frames_out
     ctx = (n_in - n_out) // 2
@@ -55,8 +60,13 @@ def restore_sequence(
         x = torch.from_numpy(x).to(device).permute(0, 1, 4, 2, 3).float() / 255
         a = _per_output(audio, group, n_out, tail, device)
         lm = _per_output(landmarks, group, n_out, tail, device)
+        side = {
+            name: _per_output(values, group, n_out, tail, device, float_=False)
+            for name, values in (side_data or {}).items()
+            if name in contract.side_data
+        }
         y = (
-            model(**restorer_inputs(contract, x, a, lm))
+            model(**restorer_inputs(contract, x, a, lm, side_data=side))
             .clamp(0, 1)
             .mul(255)
             .round()
@@ -75,10 +85,12 @@ def _per_output(
     n_out: int,
     tail: int,
     device: str | torch.device,
+    float_: bool = True,
 ) -> torch.Tensor | None:
-    """The per-frame inputs (audio windows, landmarks) of each window's output frames."""
+    """The per-frame inputs (audio windows, landmarks, side data) of each window's output
+    frames, as float32 (or in their own dtype without ``float_``)."""
     if values is None:
         return None
     padded = _pad(values, 0, tail)
-    x = np.stack([padded[s : s + n_out] for s, _ in group])
-    return torch.from_numpy(np.ascontiguousarray(x)).float().to(device)
+    x = torch.from_numpy(np.ascontiguousarray(np.stack([padded[s : s + n_out] for s, _ in group])))
+    return (x.float() if float_ else x).to(device)

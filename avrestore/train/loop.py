@@ -1,4 +1,4 @@
-"""The training loop: staged schedule, Charbonnier loss, Adam, atomic checkpoints, resume.
+"""The training loop: staged schedule, Charbonnier or L1 loss, Adam, atomic checkpoints, resume.
 
 One process or many (torchrun → DistributedDataParallel). Rank 0 writes checkpoints,
 TensorBoard scalars and images, and shows a progress bar with rate and ETA.
@@ -201,7 +201,7 @@ def train(cfg: ExperimentConfig | dict, run_dir: str | Path, resume: bool = Fals
     every = t.checkpoint_every or run.steps_per_epoch
     total = total_steps(run.stages, run.steps_per_epoch)
     device = run.dist.device
-    objective = OBJECTIVES[cfg.objective]()
+    objective = OBJECTIVES[cfg.objective](t.loss)
     writer = None
     if run.dist.main:
         from torch.utils.tensorboard import SummaryWriter

@@ -1,4 +1,5 @@
-"""What a run optimises: restored frames (Charbonnier, as GAVN) or landmarks (PFLD's L2).
+"""What a run optimises: restored frames (``train.loss``: Charbonnier, as GAVN, or L1, as
+DAVD-Net) or landmarks (PFLD's L2).
 
 Each objective turns a dataset batch into the model's inputs, a loss, and validation scores,
 so one training loop serves the restoration networks and the audio-assisted landmark network.
@@ -13,7 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from avrestore.models.contract import restorer_contract, restorer_inputs
 from avrestore.models.landmark_net import landmark_loss
-from avrestore.models.losses import charbonnier
+from avrestore.models.losses import charbonnier, l1
 from avrestore.quality import psnr
 
 
@@ -28,19 +29,29 @@ def _unwrapped(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
+RESTORATION_LOSSES = {"charbonnier": charbonnier, "l1": l1}  # train.loss: name -> loss
+DEFAULT_LOSS = "charbonnier"
+
+
 def _audio(batch: dict, device: torch.device) -> Tensor | None:
     return batch["audio"].to(device) if bool(torch.as_tensor(batch["has_audio"]).all()) else None
 
 
 class Restoration:
-    """Frames in, frames out; Charbonnier loss against the HQ frames; PSNR on validation."""
+    """Frames in, frames out; ``loss`` (``RESTORATION_LOSSES``) against the HQ frames; PSNR
+    on validation."""
+
+    def __init__(self, loss: str = DEFAULT_LOSS) -> None:
+        self.loss_fn = RESTORATION_LOSSES[loss]
 
     def predict(self, model: nn.Module, batch: dict, device: torch.device) -> Tensor:
         """The model's restored frames (B, 2N+1, 3, H, W); items without speech get no audio
-        term (``audio_mask``), the rest keep theirs."""
+        term (``audio_mask``), the rest keep theirs; the side data the contract declares go
+        with it when the batch has them (``qp``, made by the dataset for such models)."""
         contract = restorer_contract(_unwrapped(model))
         has_audio = torch.as_tensor(batch["has_audio"])
         audio = batch["audio"].to(device) if bool(has_audio.any()) else None
+        side = {name: batch[name].to(device) for name in contract.side_data if name in batch}
         return model(
             **restorer_inputs(
                 contract,
@@ -49,12 +60,13 @@ class Restoration:
                 batch["landmarks"].to(device),
                 crop=batch["crop"].to(device),
                 audio_mask=None if audio is None else has_audio.to(device),
+                side_data=side,
             )
         )
 
     def loss(self, model: nn.Module, batch: dict, device: torch.device) -> Tensor:
-        """Charbonnier loss of the restored frames (eq. 19 of GAVN, ε = 1e-3)."""
-        return charbonnier(self.predict(model, batch, device), batch["hq"].to(device))
+        """The loss of the restored frames: Charbonnier (eq. 19 of GAVN, ε = 1e-3) or L1."""
+        return self.loss_fn(self.predict(model, batch, device), batch["hq"].to(device))
 
     def scores(self, model: nn.Module, batch: dict, device: torch.device) -> dict[str, float]:
         """PSNR (RGB, [0, 1]) of the output and of the input against the HQ frames."""
@@ -72,7 +84,12 @@ class Restoration:
 
 
 class Landmarks:
-    """LQ frames in, 68 landmarks out; L2 against the teacher landmarks of the HQ frames."""
+    """LQ frames in, 68 landmarks out; L2 against the teacher landmarks of the HQ frames (its
+    one loss: ``train.loss`` is the restoration objective's)."""
+
+    def __init__(self, loss: str = DEFAULT_LOSS) -> None:
+        if loss != DEFAULT_LOSS:
+            raise ValueError(f"the landmarks objective trains with PFLD's L2, not {loss}")
 
     def predict(self, model: nn.Module, batch: dict, device: torch.device) -> Tensor:
         """Landmarks (B·(2N+1), 68, 2) of each restored-position LQ frame."""

@@ -21,7 +21,7 @@ from avrestore.data.tasks import COMPRESS_AT, TASKS
 from avrestore.degrade import DegradationRanges
 from avrestore.errors import InputError
 from avrestore.models.registry import REGISTRY
-from avrestore.train.objectives import OBJECTIVES
+from avrestore.train.objectives import DEFAULT_LOSS, OBJECTIVES, RESTORATION_LOSSES
 
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("fp32", "bf16")
@@ -69,6 +69,7 @@ class TrainConfig:
     batch_size: int  # items per step on each process
     num_workers: int = 0  # DataLoader worker processes
     precision: str = "fp32"  # one of PRECISIONS; validation always runs in fp32
+    loss: str = DEFAULT_LOSS  # restoration: charbonnier (eps 1e-3) or l1 (RESTORATION_LOSSES)
     iters_per_epoch: int | None = None  # steps per epoch; null: one pass over the training set
     checkpoint_every: int | None = None  # steps between checkpoints; null: once per epoch
     val_items: int = 8  # validation windows per epoch; 0 or fewer: every window
@@ -110,6 +111,11 @@ def parse_config(raw: Any) -> ExperimentConfig:
     )
     for i, stage in enumerate(cfg.train.stages):
         _check_model_args(cfg, stage, i)
+    if cfg.objective != "restoration" and cfg.train.loss != DEFAULT_LOSS:
+        raise InputError(
+            f"train.loss {cfg.train.loss} is for the restoration objective; "
+            f"{cfg.objective} has its own"
+        )
     return cfg
 
 
@@ -281,6 +287,7 @@ def _train(path: str, value: Any) -> TrainConfig:
         batch_size=get("batch_size", _integer, 1),
         num_workers=get("num_workers", _integer, 0),
         precision=get("precision", _choice, PRECISIONS),
+        loss=get("loss", _choice, tuple(RESTORATION_LOSSES)),
         iters_per_epoch=get("iters_per_epoch", _integer, 1, null=True),
         checkpoint_every=get("checkpoint_every", _integer, 1, null=True),
         val_items=get("val_items", _integer),
