@@ -119,3 +119,8 @@ def test_callers_pass_a_model_only_what_its_contract_consumes() -> None:
 def test_a_transposed_convolution_counts_one_mac_per_input_value_and_weight() -> None:
     deconv = nn.Sequential(nn.ConvTranspose2d(4, 6, kernel_size=4, stride=2, padding=1))
     assert count_macs(deconv, input=torch.rand(1, 4, 5, 5)) == 4 * 25 * 6 * 16
+
+
+def test_a_3d_convolution_counts_one_mac_per_output_value_and_filter_weight() -> None:
+    conv = nn.Sequential(nn.Conv3d(2, 5, kernel_size=3, padding=1))
+    assert count_macs(conv, input=torch.rand(1, 2, 4, 6, 6)) == (5 * 4 * 6 * 6) * (2 * 27)

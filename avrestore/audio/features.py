@@ -25,6 +25,7 @@ HOP_MS = 10.0
 AUDIO_RATE = 16000
 N_MFCC = 13
 MFCC_WINDOW = 21
+PSF_FILTERS = 26  # python_speech_features' mel filterbank size (``mfcc``'s default)
 # python_speech_features' stand-in for log(0); MFCCs must match it on digital silence too.
 _LOG_FLOOR = np.finfo(np.float64).eps
 
@@ -148,6 +149,22 @@ def log_mel(
     return np.log(np.maximum(power @ bank.T, _LOG_FLOOR)).astype(np.float32)
 
 
+def mfcc_filters(n_mfcc: int, rate: int = AUDIO_RATE, win_ms: float = WIN_MS) -> tuple[int, int]:
+    """The filterbank size and FFT length ``(n_filters, n_fft)`` for ``n_mfcc`` coefficients.
+
+    Up to 26 coefficients: python_speech_features' 26 filters and the default FFT (``mfcc``'s
+    defaults, unchanged). Beyond (the VQ restorer's 80-D MFCC): one filter per coefficient and
+    the shortest power-of-two FFT, from the default up, whose bin-snapped filters are all
+    non-empty (80 filters at 16 kHz: 1024; 512 would leave one band empty).
+    """
+    n_fft = Framing(rate, win_ms).n_fft
+    if n_mfcc <= PSF_FILTERS:
+        return PSF_FILTERS, n_fft
+    while (mel_filterbank(n_mfcc, n_fft, rate, snap_to_bins=True).sum(1) == 0).any():
+        n_fft *= 2
+    return n_mfcc, n_fft
+
+
 def mfcc(
     audio: np.ndarray,
     rate: int = AUDIO_RATE,
@@ -155,7 +172,7 @@ def mfcc(
     win_ms: float = WIN_MS,
     hop_ms: float = HOP_MS,
     n_fft: int | None = None,
-    n_filters: int = 26,
+    n_filters: int = PSF_FILTERS,
     preemphasis: float = 0.97,
     lifter: float = 22.0,
     append_energy: bool = True,

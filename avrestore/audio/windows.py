@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from avrestore.audio.features import DEFAULT_FRAMING, MFCC_WINDOW, N_MFCC, Framing, mfcc
+from avrestore.audio.features import (
+    DEFAULT_FRAMING,
+    MFCC_WINDOW,
+    N_MFCC,
+    Framing,
+    mfcc,
+    mfcc_filters,
+)
 from avrestore.errors import InputError
 
 
@@ -48,8 +55,11 @@ def audio_windows(
     """(n_frames, width, n_mfcc) float32 MFCC windows of a mono signal, one per video frame.
 
     The MFCCs are :func:`~avrestore.audio.features.mfcc` with its defaults (those of
-    python_speech_features, as DAVD-Net and SyncNet use); a signal shorter than the video,
-    even an empty one, still gives every frame a window.
+    python_speech_features, as DAVD-Net and SyncNet use) up to 26 coefficients; more (the VQ
+    restorer's 80) take one mel filter per coefficient and a longer FFT (``mfcc_filters``). A
+    signal shorter than the video, even an empty one, still gives every frame a window.
     """
     framing = Framing(rate)
-    return frame_windows(mfcc(audio, rate, n_mfcc), n_frames, fps, width, framing)
+    n_filters, n_fft = mfcc_filters(n_mfcc, rate)
+    features = mfcc(audio, rate, n_mfcc, n_fft=n_fft, n_filters=n_filters)
+    return frame_windows(features, n_frames, fps, width, framing)

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from avrestore.models.contract import RestorerContract
 from avrestore.models.dcn import ModulatedDeformConv2d
 
-_COUNTED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, ModulatedDeformConv2d)
+_COUNTED = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear, ModulatedDeformConv2d)
 
 
 def count_parameters(model: nn.Module) -> int:

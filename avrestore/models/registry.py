@@ -23,6 +23,8 @@ from avrestore.models.dbpn import DBPN
 from avrestore.models.edvr import EDVR
 from avrestore.models.gavn import GAVN
 from avrestore.models.landmark_net import LandmarkNet
+from avrestore.models.ts_vqgan import TSVQGAN
+from avrestore.models.vq_restorer import PAPER_VQGAN, VQRestorer
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,26 @@ REGISTRY: dict[str, ModelSpec] = {
             "audio_up_blocks": 4,
         },
         "DAVD-Net for CPU training: c32 at 1/2 size, PCD 4 groups, 3/3/5 blocks, BiLSTM 32",
+    ),
+    "ts-vqgan": ModelSpec(
+        TSVQGAN,
+        {"ch": 64, "z_dim": 256, "n_codes": 1024},
+        "TS-VQGAN (PGTFormer) autoencoder, paper scale at 224: ch 64, 14x14 codes, 1024 x 256-D",
+    ),
+    "ts-vqgan-small": ModelSpec(
+        TSVQGAN,
+        {},
+        "TS-VQGAN for CPU training: ch 32, 3-frame attention at 14x14, 512 x 64-D EMA codes",
+    ),
+    "vq-restorer": ModelSpec(
+        VQRestorer,
+        {"vqgan": PAPER_VQGAN, "feature_dim": 128, "cnn_channels": 128, "fidelity_channels": 64},
+        "Audio-guided VQ restorer: FHOG + 80-D MFCC -> 3D-CNN codes -> frozen ts-vqgan; 7->3",
+    ),
+    "vq-restorer-small": ModelSpec(
+        VQRestorer,
+        {},
+        "VQ restorer for CPU training: d 64, 3D-CNN 64, on ts-vqgan-small; 7->3",
     ),
     "landmark-net": ModelSpec(
         LandmarkNet, {}, "Audio-assisted PFLD: 68 landmarks from a degraded 112x112 face crop"
