@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -193,20 +195,12 @@ class FaceWindowDataset(Dataset):
 
     def _frames(self, clip: PreparedClip, at: str | None) -> np.ndarray:
         """HQ frames (``at`` None), or the task's compressed copy made ``at`` crop or source."""
-        key = (clip.clip_id, at)
-        if key not in self._arrays:
-            crf = self.task.source_crf
-            if at == "source" and crf is not None:
-                frames = source_compressed_frames(clip.folder, self.cache, crf, clip.source)
-            else:
-                frames = clip_frames(clip.folder, self.cache, crf if at == "crop" else None)
-            if len(frames) != clip.frames:
-                raise InputError(
-                    f"{clip.folder}: its video decodes to {len(frames)} frames, "
-                    f"meta.json says {clip.frames}"
-                )
-            self._arrays[key] = frames
-        return self._arrays[key]
+        crf = self.task.source_crf
+        if at == "source" and crf is not None:
+            make = partial(source_compressed_frames, clip.folder, self.cache, crf, clip.source)
+        else:
+            make = partial(clip_frames, clip.folder, self.cache, crf if at == "crop" else None)
+        return self._per_frame(clip, at, make, "its video decodes to {} frames")
 
     def _has_qp(self, level: Level) -> bool:
         """Whether the LQ frames of ``level`` are a stream's decoded frames on the crop's own
@@ -221,16 +215,24 @@ class FaceWindowDataset(Dataset):
 
     def _qp_maps(self, clip: PreparedClip) -> np.ndarray:
         """The effective QP of each macroblock of each frame of the crop-compressed copy."""
-        key = (clip.clip_id, "qp")
+        crf = self.task.source_crf
+        assert crf is not None
+        make = partial(clip_qp, clip.folder, self.cache, crf)
+        return self._per_frame(clip, "qp", make, "its compressed copy has QP maps for {} frames")
+
+    def _per_frame(
+        self, clip: PreparedClip, kind: str | None, make: Callable[[], np.ndarray], says: str
+    ) -> np.ndarray:
+        """``make()``'s array of one row per frame of ``clip``, kept for the dataset's life;
+        InputError if its length is not the clip's frame count (``says`` words the length)."""
+        key = (clip.clip_id, kind)
         if key not in self._arrays:
-            assert self.task.source_crf is not None
-            maps = clip_qp(clip.folder, self.cache, self.task.source_crf)
-            if len(maps) != clip.frames:
+            array = make()
+            if len(array) != clip.frames:
                 raise InputError(
-                    f"{clip.folder}: its compressed copy has QP maps for {len(maps)} frames, "
-                    f"meta.json says {clip.frames}"
+                    f"{clip.folder}: {says.format(len(array))}, meta.json says {clip.frames}"
                 )
-            self._arrays[key] = maps
+            self._arrays[key] = array
         return self._arrays[key]
 
     def audio_windows(self, clip: PreparedClip) -> np.ndarray:
