@@ -13,6 +13,7 @@ from conftest import run_cli
 from avrestore.bench.report import cpu_model, rounded, table
 from avrestore.cli.bench import parse_only
 from avrestore.errors import InputError
+from avrestore.models.registry import REGISTRY
 
 
 def _positive(x: object) -> bool:
@@ -54,7 +55,7 @@ def test_a_user_error_inside_a_benchmark_is_one_error_line_and_exit_2(tmp_path: 
     errors = [line for line in r.stderr.splitlines() if "error" in line]
     assert errors == [
         "avrestore: error: model benchmark: unknown model 'nosuch'; "
-        "known: gavn, gavn-small, landmark-net"
+        f"known: {', '.join(sorted(REGISTRY))}"
     ]
     assert not list(tmp_path.iterdir())  # no bench.json
 
