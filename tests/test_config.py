@@ -91,7 +91,16 @@ BAD = [
         "train.stages.2.schedule must be one of constant, cosine, got 'step'",
     ),
     ("task=denoise", "task must be one of car, deblur, sr, mixed, got 'denoise'"),
-    ("objective=gan", "objective must be one of restoration, landmarks, got 'gan'"),
+    (
+        "objective=gan",
+        "objective must be one of restoration, landmarks, autoencoder, vq-codes, vq-full, "
+        "got 'gan'",
+    ),
+    (
+        "train.stages.0.objective=vq",
+        "train.stages.0.objective must be one of restoration, landmarks, autoencoder, "
+        "vq-codes, vq-full, got 'vq'",
+    ),
     ("device=gpu", "device must be one of auto, cpu, cuda, got 'gpu'"),
     (
         "model.type=gavn-tiny",
@@ -146,6 +155,8 @@ def test_the_restoration_loss_is_charbonnier_or_l1() -> None:
     landmarks = REPO / "configs" / "landmark-net.yaml"
     with pytest.raises(InputError, match=r"train\.loss l1 is for the restoration objective"):
         load_config(landmarks, ["train.loss=l1"])
+    with pytest.raises(InputError, match=r"l1 is for the restoration objective; vq-full has"):
+        load_config(BASE, ["train.loss=l1", "train.stages.2.objective=vq-full"])  # one stage's
 
 
 def test_a_missing_section_or_key_is_named() -> None:

@@ -5,7 +5,9 @@ inter-frame temporal module consumes two more on each side; N=1 takes 7 frames i
 
 - ``lq`` (2N+5, 3, h, w) float32 in [0, 1], same size as ``hq`` (``sr`` is upscaled back);
 - ``hq`` (2N+1, 3, h, w) float32 in [0, 1];
-- ``audio`` (2N+1, 21, 13) float32 MFCC windows of the HQ frames (zeros without audio);
+- ``audio`` (2N+1, W, C) float32 MFCC windows of the HQ frames (zeros without audio): W steps of
+  C coefficients, ``audio_window`` x ``n_mfcc`` (21 x 13 unless set: the trainer sets what the
+  models it trains read, ``train.data``);
 - ``has_audio`` bool; ``landmarks`` (2N+1, 68, 2) float32 in patch pixels: the teacher's
   (dlib on the HQ frames), or with ``landmark_dir`` those a landmarker found on the same LQ
   frames (``<landmark_dir>/<level key>/<clip>.npy``, per clip frame, made by the trainer),
@@ -115,7 +117,8 @@ class FaceWindowDataset(Dataset):
     for training and to 2N+1 otherwise, so validation windows restore every frame once.
     ``cache`` (default ``root/cache``) holds decoded frames and compressed copies
     (``clip_cache``). ``qp``: items carry the QP map of their restored frames (see the module
-    docstring); patches and clips must then be whole 4x4 blocks.
+    docstring); patches and clips must then be whole 4x4 blocks. ``audio_window`` and
+    ``n_mfcc``: the MFCC windows of ``audio`` (module docstring).
     """
 
     def __init__(
@@ -133,6 +136,8 @@ class FaceWindowDataset(Dataset):
         landmark_dir: str | os.PathLike | None = None,
         compress_at: tuple[str, ...] | None = None,
         qp: bool = False,
+        audio_window: int = MFCC_WINDOW,
+        n_mfcc: int = N_MFCC,
     ) -> None:
         self.root = Path(root)
         self.task: Task = get_task(task)
@@ -145,6 +150,7 @@ class FaceWindowDataset(Dataset):
         if n < 0 or (stride is not None and stride < 1):
             raise InputError(f"need N >= 0 and a stride >= 1, got N={n} and stride={stride}")
         self.n, self.patch, self.seed, self.qp = n, patch, seed, qp
+        self.audio_window, self.n_mfcc = audio_window, n_mfcc
         self.grid = QP_BLOCK if qp else 1
         self.landmark_dir = None if landmark_dir is None else Path(landmark_dir)
         self.train = split == "train" if train is None else train
@@ -236,12 +242,13 @@ class FaceWindowDataset(Dataset):
         return self._arrays[key]
 
     def audio_windows(self, clip: PreparedClip) -> np.ndarray:
-        """The MFCC window (21, 13) of every frame of ``clip`` (which must have audio)."""
+        """The MFCC window (``audio_window``, ``n_mfcc``) of every frame of ``clip`` (which
+        must have audio)."""
         if clip.clip_id not in self._audio:
             audio = read_audio(clip.folder / "audio.wav", rate=AUDIO_RATE)
             assert audio is not None  # a wav always has its one stream
             self._audio[clip.clip_id] = audio_windows(
-                audio.mono, AUDIO_RATE, clip.frames, clip.fps, MFCC_WINDOW, N_MFCC
+                audio.mono, AUDIO_RATE, clip.frames, clip.fps, self.audio_window, self.n_mfcc
             )
         return self._audio[clip.clip_id]
 
@@ -328,7 +335,7 @@ class FaceWindowDataset(Dataset):
 
     def _item_audio(self, clip: PreparedClip, centre: slice) -> torch.Tensor:
         if not clip.has_audio:
-            return torch.zeros(centre.stop - centre.start, MFCC_WINDOW, N_MFCC)
+            return torch.zeros(centre.stop - centre.start, self.audio_window, self.n_mfcc)
         return torch.from_numpy(np.array(self.audio_windows(clip)[centre], np.float32))
 
 

@@ -8,7 +8,9 @@ fit, instead of guessing from its class or its attributes:
   restored out, both of side ``crop_size`` (the size the model was trained on: ``restore``
   cuts faces at it); optionally the MFCC windows of the speech (``audio``), the 68 landmarks
   found on the LQ crops (``landmarks``) and codec side data (``side_data``, e.g. ``qp``); the
-  parts evaluation may switch off in a trained model (``ablations``);
+  parts evaluation may switch off in a trained model (``ablations``); for training, the
+  multiple its frames' sides must be (``train_multiple``: its training losses do not pad) and
+  the parameter-name prefixes of pretrained parts no training stage may change (``frozen``);
 - a ``LandmarkerContract``: one face crop in (resized to ``input_size`` inside), 68 points out,
   optionally with the frame's MFCC window.
 """
@@ -47,6 +49,8 @@ class RestorerContract:
     landmarks: bool = False
     side_data: tuple[str, ...] = ()
     ablations: tuple[str, ...] = ()
+    train_multiple: int = 1
+    frozen: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -249,9 +249,12 @@ class TSVQGAN(nn.Module):
     @property
     def contract(self) -> RestorerContract:
         """A 3-frame clip in, its reconstruction out (module docstring): no audio, nothing to
-        switch off."""
+        switch off; it trains (``losses``) on sides that are multiples of its downsampling."""
         return RestorerContract(
-            frames_in=CLIP_FRAMES, frames_out=CLIP_FRAMES, crop_size=self.crop_size
+            frames_in=CLIP_FRAMES,
+            frames_out=CLIP_FRAMES,
+            crop_size=self.crop_size,
+            train_multiple=self.downsample,
         )
 
     def encode(self, frames: Tensor) -> Tensor:

@@ -283,8 +283,14 @@ class VQRestorer(nn.Module):
     ``vqgan``: the TS-VQGAN's arguments (``SMALL_VQGAN`` by default); ``vqgan_weights``: its
     trained weights file (or shipped name), loaded at construction. The TS-VQGAN is frozen:
     its parameters do not require gradients and it stays in eval mode; a training stage must
-    also freeze the prefix ``vqgan`` (``losses`` refuses to run otherwise).
+    also freeze the prefix ``vqgan`` (``losses`` refuses to run otherwise; the contract's
+    ``frozen`` says so to the trainer).
     """
+
+    # Constructor arguments that name a weights file it loads: a saved restorer holds those
+    # tensors itself, so the spec saved with it leaves them out and loading it needs no other
+    # file (``train.schema.portable_spec``).
+    weights_args: tuple[str, ...] = ("vqgan_weights",)
 
     def __init__(
         self,
@@ -361,7 +367,8 @@ class VQRestorer(nn.Module):
     @property
     def contract(self) -> RestorerContract:
         """3 + 2Δ degraded crops in, the 3 centre ones out; per restored frame 21 MFCC steps
-        of 80 coefficients; audio, modulation and smoothing can be switched off."""
+        of 80 coefficients; audio, modulation and smoothing can be switched off. It trains on
+        sides that are multiples of 16 with its TS-VQGAN frozen."""
         audio = AudioInput(self.audio_window, self.n_mfcc) if self.use_audio else None
         ablations = ("audio",) if self.use_audio else ()
         return RestorerContract(
@@ -370,6 +377,8 @@ class VQRestorer(nn.Module):
             crop_size=self.crop_size,
             audio=audio,
             ablations=(*ablations, "modulation", "smoothing"),
+            train_multiple=self.size_multiple,
+            frozen=("vqgan.",),
         )
 
     @contextlib.contextmanager

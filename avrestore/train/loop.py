@@ -1,4 +1,5 @@
-"""The training loop: staged schedule, Charbonnier or L1 loss, Adam, atomic checkpoints, resume.
+"""The training loop: staged schedule, each stage's objective (``objectives``), Adam, atomic
+checkpoints, resume.
 
 One process or many (torchrun → DistributedDataParallel). Rank 0 writes checkpoints,
 TensorBoard scalars and images, and shows a progress bar with rate and ETA.
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 from avrestore.data.datasets import FaceWindowDataset
 from avrestore.errors import InputError
+from avrestore.models.contract import RestorerContract
 from avrestore.models.registry import REGISTRY, build
 from avrestore.models.weights import load_weights, read_metadata, save_model, weights_path
 from avrestore.train.checkpoint import (
@@ -30,12 +32,18 @@ from avrestore.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from avrestore.train.data import build_datasets
+from avrestore.train.data import Contract, build_datasets, stage_contracts
 from avrestore.train.distributed import Dist, close_distributed, init_distributed
 from avrestore.train.objectives import OBJECTIVES, mean_scores
 from avrestore.train.plan import locate, stage_start, total_steps
 from avrestore.train.sampler import EpochSampler
-from avrestore.train.schema import ExperimentConfig, Stage, config_dict, parse_config
+from avrestore.train.schema import (
+    ExperimentConfig,
+    Stage,
+    config_dict,
+    parse_config,
+    portable_spec,
+)
 
 
 @dataclass
@@ -167,13 +175,29 @@ def _with_crop_size(cfg: ExperimentConfig, train_set: FaceWindowDataset) -> Expe
     return replace(cfg, model={**cfg.model, "crop_size": size})
 
 
+def _check_frozen(cfg: ExperimentConfig, contracts: list[Contract | None]) -> None:
+    """One InputError line unless every stage freezes the pretrained parts its model's contract
+    says no training may change (``frozen``: the VQ restorer's TS-VQGAN), before any data."""
+    for i, (stage, contract) in enumerate(zip(cfg.train.stages, contracts, strict=True)):
+        frozen = contract.frozen if isinstance(contract, RestorerContract) else ()
+        for prefix in frozen:
+            if not prefix.startswith(stage.freeze):
+                kind = cfg.stage_model(stage)["type"]
+                raise InputError(
+                    f"train.stages.{i}.freeze must include {prefix.rstrip('.')!r}: "
+                    f"{kind} never trains that pretrained part"
+                )
+
+
 def _prepare_run(
     cfg: ExperimentConfig, run_dir: Path, resume: bool
 ) -> tuple[Run, int, dict | None]:
     dist = init_distributed(cfg.device)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    train_set, val_set = build_datasets(cfg)
+    contracts = stage_contracts(cfg)
+    _check_frozen(cfg, contracts)
+    train_set, val_set = build_datasets(cfg, contracts)
     cfg = _with_crop_size(cfg, train_set)
     batch = cfg.train.batch_size * dist.world
     steps = cfg.train.iters_per_epoch or max(1, len(train_set) // batch)
@@ -201,7 +225,6 @@ def train(cfg: ExperimentConfig | dict, run_dir: str | Path, resume: bool = Fals
     every = t.checkpoint_every or run.steps_per_epoch
     total = total_steps(run.stages, run.steps_per_epoch)
     device = run.dist.device
-    objective = OBJECTIVES[cfg.objective](t.loss)
     writer = None
     if run.dist.main:
         from torch.utils.tensorboard import SummaryWriter
@@ -232,6 +255,7 @@ def train(cfg: ExperimentConfig | dict, run_dir: str | Path, resume: bool = Fals
             load_weights(prev, ckpt / "model.safetensors")
             _carry_weights(new, prev)
         model = new
+        objective = OBJECTIVES[cfg.stage_objective(stage)](t.loss)
         opt, sched = optimiser_for(model, stage, stage_steps)
         if resumed_here:
             opt.load_state_dict(state["optimizer"])
@@ -268,7 +292,7 @@ def train(cfg: ExperimentConfig | dict, run_dir: str | Path, resume: bool = Fals
                         run.dir,
                         step,
                         model,
-                        cfg.stage_model(stage),
+                        portable_spec(cfg.stage_model(stage)),
                         {
                             "step": step,
                             "stage": s,  # the stage of the saved weights
@@ -290,7 +314,8 @@ def train(cfg: ExperimentConfig | dict, run_dir: str | Path, resume: bool = Fals
     bar.close()
     final = run.dir / "model.safetensors"
     if run.dist.main and model is not None:
-        save_model(model, final, cfg.stage_model(run.stages[-1]), {"steps": step, "task": cfg.task})
+        spec = portable_spec(cfg.stage_model(run.stages[-1]))
+        save_model(model, final, spec, {"steps": step, "task": cfg.task})
         writer.close()
     close_distributed()
     return final

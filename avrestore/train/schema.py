@@ -35,7 +35,11 @@ class Stage:
     ``schedule``: ``constant`` (the paper's: one learning rate per stage) or ``cosine``
     (decay to ``min_lr`` over the stage). ``init``: a weights file the stage's model starts
     from instead of the previous stage's (to continue training a committed checkpoint when its
-    run folder is gone).
+    run folder is gone). ``objective``: what the stage optimises when it is not the config's.
+    It is a stage setting, as ``model`` is, because staged recipes change the loss between
+    stages and not only the network: the VQ restorer's code stage (``vq-codes``, no decoder in
+    the loop) and then its full stage (``vq-full``). A model argument would not do: the loss is
+    not part of the network its weights file rebuilds.
     """
 
     name: str  # shown in the progress bar and TensorBoard (default stage<i>)
@@ -46,6 +50,7 @@ class Stage:
     schedule: str = "constant"  # one of SCHEDULES
     min_lr: float = 1e-7  # where the cosine schedule ends
     init: str | None = None  # weights to start from instead of the previous stage's
+    objective: str | None = None  # one of OBJECTIVES; null: the config's objective
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +100,10 @@ class ExperimentConfig:
         """The registered name and arguments of a stage's model: config ``model`` + stage's."""
         return {**self.model, **stage.model}
 
+    def stage_objective(self, stage: Stage) -> str:
+        """The objective a stage trains with: its own, else the config's."""
+        return stage.objective or self.objective
+
 
 def parse_config(raw: Any) -> ExperimentConfig:
     """Check a config mapping against the schema and return it typed; InputError if not."""
@@ -111,17 +120,27 @@ def parse_config(raw: Any) -> ExperimentConfig:
     )
     for i, stage in enumerate(cfg.train.stages):
         _check_model_args(cfg, stage, i)
-    if cfg.objective != "restoration" and cfg.train.loss != DEFAULT_LOSS:
-        raise InputError(
-            f"train.loss {cfg.train.loss} is for the restoration objective; "
-            f"{cfg.objective} has its own"
-        )
+        objective = cfg.stage_objective(stage)
+        if objective != "restoration" and cfg.train.loss != DEFAULT_LOSS:
+            raise InputError(
+                f"train.loss {cfg.train.loss} is for the restoration objective; "
+                f"{objective} has its own"
+            )
     return cfg
 
 
 def parse_stages(items: Any) -> tuple[Stage, ...]:
     """The stages of ``train.stages``, with one clear error for a malformed entry."""
     return _stages("train.stages", items)
+
+
+def portable_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """A model spec ({"type": name, **kwargs}) without the arguments that name weights files
+    the model loads when built (its class's ``weights_args``, e.g. the VQ restorer's
+    ``vqgan_weights``): what goes into a saved model's metadata, since its own tensors hold
+    what those files gave, so that loading it never depends on a file that may be gone."""
+    loaded = getattr(REGISTRY[spec["type"]].cls, "weights_args", ())
+    return {k: v for k, v in spec.items() if k not in loaded}
 
 
 def config_dict(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -315,6 +334,7 @@ def _stage(path: str, value: Any, default_name: str) -> Stage:
         schedule=get("schedule", _choice, SCHEDULES),
         min_lr=get("min_lr", _number, 0.0),
         init=get("init", _string, null=True),
+        objective=get("objective", _choice, tuple(OBJECTIVES), null=True),
     )
 
 
