@@ -6,18 +6,22 @@ STAMP := $(VENV)/.installed
 SHARED ?= $(abspath ../shared/data)
 export AVRESTORE_SAMPLES ?= $(SHARED)/talking_heads
 
-.PHONY: install demo test lint format bench leaderboard clean
+.PHONY: install demo serve test lint format bench leaderboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,web]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
 demo: install
 	$(VENV)/bin/avrestore demo --out demo_out
+
+# The local web page on http://127.0.0.1:8000/ (this computer only); Ctrl-C stops it.
+serve: install
+	$(VENV)/bin/avrestore serve
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -13,6 +13,7 @@ from avrestore.cli import (
     models,
     prepare,
     restore,
+    serve,
     train,
 )
 
@@ -31,3 +32,4 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("restore")(restore.restore)
 app.command("bench")(bench.bench)
 app.command("leaderboard")(leaderboard.leaderboard)
+app.command("serve")(serve.serve)
