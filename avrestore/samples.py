@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avrestore.errors import InputError
-from avrestore.media.files import atomic_path
+from avrestore.media.files import atomic_path, user_cache
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,6 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "avrestore" / "samples"
-
-
 def _verified(path: Path, sample: Sample) -> Path:
     digest = sha256_of(path)
     if digest != sample.sha256:
@@ -85,7 +80,7 @@ def sample_path(name: str = DEFAULT_SAMPLE, download: bool = True) -> Path:
     local = os.environ.get("AVRESTORE_SAMPLES")
     if local and (Path(local) / name).is_file():
         return _verified(Path(local) / name, sample)
-    cached = _cache_dir() / name
+    cached = user_cache("samples") / name
     if cached.is_file():
         return _verified(cached, sample)
     if not download:

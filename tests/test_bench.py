@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from avrestore.bench.report import cpu_model, rounded, table
+from avrestore.bench.report import rounded, table
 from avrestore.cli.bench import parse_only
 from avrestore.errors import InputError
+from avrestore.machine import cpu_model
 from avrestore.models.registry import REGISTRY
+from avrestore.restore.timing import STAGES
 
 
 def _positive(x: object) -> bool:
@@ -69,7 +71,17 @@ def test_only_keeps_the_suite_order_and_refuses_nothing_or_unknown_names() -> No
 
 def test_the_table_names_every_benchmark_and_reports_failures() -> None:
     common = {"seconds": 1.0, "peak_rss_mib": 512.4, "torch_threads": 2}
-    restore = {"model": "gavn-small", "task": "car", "video_s": 1.0, "frames": 25}
+    stages = dict.fromkeys(STAGES, 0.25)
+    restore = {
+        "model": "gavn-small",
+        "task": "car",
+        "video_s": 1.0,
+        "frames": 25,
+        "stages_s": {**stages, "model": 5.0},
+        "stages_cpu_s": {**stages, "model": 4.0},
+        "unstaged_s": 0.05,
+        "latency_s": {"mean": 3.0, "min": 2.0, "max": 4.0},
+    }
     model = {"model": "gavn", "size": 224, "frames_in": 7, "frames_out": 3}
     train = {"model": "gavn-small", "setting": "64², bf16", "batch": 4}
     results = [
@@ -91,18 +103,23 @@ def test_the_table_names_every_benchmark_and_reports_failures() -> None:
     ]
     lines = table(results).splitlines()
     assert lines[0] == "| benchmark | case | result | peak RSS | threads |"
-    assert [line.split(" | ")[0] for line in lines[2:]] == [
+    restore_lines = [line for line in lines if line.startswith("| restore")]
+    assert len(restore_lines) == 1 + len(STAGES) + 2  # the run, its stages, unstaged, latency
+    assert "(25 frames): model | 0.2 s/frame (0.16 s CPU) |" in restore_lines[1 + 5]
+    assert "(25 frames): latency, decode to encode | 3 s mean, 2-4 s |" in restore_lines[-1]
+    lines = [lines[2], *lines[2 + len(restore_lines) :]]
+    assert [line.split(" | ")[0] for line in lines] == [
         "| restore",
         "| model",
         "| train",
         "| train",
         "| data",
     ]
-    assert "0.25 s/frame | 512 MiB | 2 |" in lines[2]
-    assert "1.6 s/window, 0.53 s/frame" in lines[3]
-    assert "2 s/step (loss vs fp32 1e-07)" in lines[4]
-    assert "fails: no bf16 LSTM |" in lines[5]
-    assert lines[6] == "| data | - | failed: exit code 1, see its output above | - | - |"
+    assert "0.25 s/frame | 512 MiB | 2 |" in lines[0]
+    assert "1.6 s/window, 0.53 s/frame" in lines[1]
+    assert "2 s/step (loss vs fp32 1e-07)" in lines[2]
+    assert "fails: no bf16 LSTM |" in lines[3]
+    assert lines[4] == "| data | - | failed: exit code 1, see its output above | - | - |"
 
 
 def test_cpu_model_and_rounding(tmp_path: Path) -> None:

@@ -35,13 +35,11 @@ from avrestore.models.registry import build
 from avrestore.models.weights import WEIGHTS_DIR, save_model
 from avrestore.restore.crops import FaceRestorer
 from avrestore.restore.paste import feather_mask, paste_face
+from avrestore.restore.runtime import RestorePath
 from avrestore.restore.stream import plan_restoration, restored_frames
+from avrestore.restore.timing import STAGES
 from avrestore.restore.tracks import Track, active_frames, follow_faces
-from avrestore.restore.video import (
-    load_restoration_model,
-    restore_video,
-    task_scale,
-)
+from avrestore.restore.video import load_restoration_model, restore_video, task_scale
 
 FRAMES = 24  # frames restored per real-clip test: about a second of video
 
@@ -205,6 +203,32 @@ def test_outside_the_face_frames_are_the_input_bit_for_bit(
         assert not np.array_equal(after[inside], before[inside])
 
 
+def test_overlapped_short_blocks_give_the_reference_frames_bit_for_bit(
+    compressed: Path, tiny_models: tuple[Path, Path]
+) -> None:
+    plan = plan_restoration(compressed, max_frames=FRAMES)
+    restorer = _restorer(tiny_models, compressed, plan.frames, plan.fps)
+    reference = list(restored_frames(compressed, plan, restorer))
+    fast = list(restored_frames(compressed, plan, restorer, block=6, overlap=True))
+    assert len(fast) == len(reference) == FRAMES
+    for (a, b), (c, d) in zip(reference, fast, strict=True):
+        assert np.array_equal(a, c) and np.array_equal(b, d)
+
+
+def test_every_stage_of_a_real_restore_is_timed_and_none_twice(
+    compressed: Path, tiny_models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    summary = restore_video(compressed, tmp_path / "out.mp4", "car", *tiny_models, max_frames=8)
+    assert list(summary.stages) == list(summary.cpu_stages) == list(STAGES)
+    assert all(seconds > 0 for seconds in summary.stages.values()), summary.stages
+    assert all(seconds >= 0 for seconds in summary.cpu_stages.values()), summary.cpu_stages
+    # Serial stages (one thread) never count a moment twice: no speed is asserted, only sums.
+    assert sum(summary.stages.values()) <= summary.seconds
+    assert sum(summary.cpu_stages.values()) <= summary.cpu_seconds
+    latency = summary.latency
+    assert 0 < latency["min"] <= latency["mean"] <= latency["max"] <= summary.seconds
+
+
 @pytest.fixture(scope="module")
 def face_gap_clip(grid_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """12 GRID frames, 20 grey ones (0.8 s without a face), 12 GRID frames; no audio."""
@@ -302,7 +326,7 @@ def test_sr_upscales_the_whole_frame(
 def test_an_interrupted_run_leaves_no_output(
     compressed: Path, tiny_models: tuple[Path, Path], tmp_path: Path, monkeypatch
 ) -> None:
-    def interrupt(self, first, crops):
+    def interrupt(self, *args):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(FaceRestorer, "__call__", interrupt)
@@ -406,6 +430,9 @@ def test_output_equal_to_input_is_refused_in_one_line(
         ({"scale": 2}, "--scale applies to --task sr only"),
         ({"device": "tpu"}, "--device must be cpu or cuda"),
         ({"batch": 0}, "--batch must be at least 1"),
+        ({"threads": 0}, "--threads must be at least 1"),
+        ({"path": RestorePath(runtime="tensorflow")}, "runtime must be one of torch, onnx"),
+        ({"path": RestorePath(detect_every=0)}, "detect_every must be at least 1"),
         ({"model": "landmarks"}, "not a face restoration model"),
         ({"landmark_model": "gavn"}, "not a landmark network"),
         ({"model": "no-such-model"}, "no weights for 'no-such-model'"),

@@ -3,7 +3,9 @@ and audio, CRF 40, as input to the ``car`` task), restored by untrained models o
 registered names (the cost of trained weights is the same) with the face restored in every
 frame. ``measure`` runs in a fresh process (``avrestore.bench.runner``), which reads its peak
 RSS; here the resident memory is also sampled, so that flat memory shows as a second half of
-the run that peaks no higher than the first."""
+the run that peaks no higher than the first. The row also gives the seconds of each stage of
+the restore (``avrestore.restore.timing``: wall and CPU), the wall time no stage covers, and
+the latency from a frame's decoding to its encoding."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from avrestore.media.audio import Audio, read_audio
 from avrestore.media.video import VideoWriter, probe, read_frames
 from avrestore.models.registry import build
 from avrestore.models.weights import save_model
-from avrestore.restore.video import restore_video
+from avrestore.restore.timing import STAGES
+from avrestore.restore.video import RestoreSummary, restore_video
 
 
 def loop_clip(clip: Path, seconds: float, out: Path) -> Path:
@@ -68,9 +71,22 @@ class RssSampler(threading.Thread):
         return max((rss for t, rss in self.samples if start <= t <= stop), default=0.0)
 
 
+def stage_figures(summary: RestoreSummary) -> dict:
+    """A restore's stages for a report: wall and CPU seconds per stage, the wall seconds no
+    stage covers (negative where stages overlapped in threads) and the decode-to-encode
+    latency of its frames (mean, min, max seconds)."""
+    return {
+        "stages_s": {name: rounded(summary.stages[name]) for name in STAGES},
+        "stages_cpu_s": {name: rounded(summary.cpu_stages[name]) for name in STAGES},
+        "unstaged_s": rounded(summary.seconds - sum(summary.stages.values())),
+        "latency_s": {k: rounded(v) for k, v in summary.latency.items()},
+    }
+
+
 def measure(video: str, weights: str, landmarks: str, task: str = "car") -> list[dict]:
     """Restore ``video`` with the model file ``weights`` in this process: one row of frames,
-    seconds (per frame) and the highest RSS read in each half of the run."""
+    seconds (per frame), the highest RSS read in each half of the run, and the seconds of
+    each stage (``stage_figures``)."""
     sampler = RssSampler()
     sampler.start()
     start = time.perf_counter()
@@ -93,5 +109,7 @@ def measure(video: str, weights: str, landmarks: str, task: str = "car") -> list
             "s_per_frame": rounded((end - start) / summary.frames),
             "first_half_peak_mib": round(sampler.peak_between(start, middle), 1),
             "second_half_peak_mib": round(sampler.peak_between(middle, end), 1),
+            "cpu_s_per_frame": rounded(summary.cpu_seconds / summary.frames),
+            **stage_figures(summary),
         }
     ]

@@ -46,6 +46,27 @@ def restore(
         bool, typer.Option("--all-faces", help="Restore every face, not only the largest.")
     ] = False,
     batch: Annotated[int, typer.Option(help="Windows per forward pass.")] = 1,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="CPU threads of the model (default: torch's, one per core). On cores other "
+            "jobs keep busy, 1 can be faster."
+        ),
+    ] = None,
+    realtime: Annotated[
+        bool,
+        typer.Option(
+            "--realtime",
+            help="Every speed lever at once, for the CPU: the model run by PyTorch or by ONNX "
+            "Runtime, whichever ran a window faster on this machine (timed once; the first run "
+            "also exports the model into ~/.cache/avrestore/onnx, which takes a while), "
+            "decoding and encoding in threads beside the model, faces searched for on every "
+            "5th frame instead of every 2nd (a face that appears or moves suddenly is found up "
+            "to 4 frames later), 12 frames restored at a time instead of 64 (a lower latency). "
+            "Trades: the output is no longer the default path's bit for bit (the face's PSNR "
+            "stays within 0.05 dB of it); --device cpu only.",
+        ),
+    ] = False,
     max_frames: Annotated[
         int | None, typer.Option(help="Restore only the first N frames (a quick preview).")
     ] = None,
@@ -56,6 +77,7 @@ def restore(
     is kept (times --scale for sr), an odd width or height by encoding H.264 4:4:4, which
     some browsers cannot play."""
     # Imported here: torch, dlib and OpenCV would slow every other command's start.
+    from avrestore.restore.runtime import REALTIME, REFERENCE
     from avrestore.restore.video import restore_video
 
     summary = restore_video(
@@ -71,8 +93,13 @@ def restore(
         batch=batch,
         max_frames=max_frames,
         progress=True,
+        path=REALTIME if realtime else REFERENCE,
+        threads=threads,
     )
+    latency = summary.latency
     typer.echo(
         f"restored {summary.restored_frames} of {summary.frames} frames "
-        f"({summary.tracks} face track(s)) in {summary.seconds:.1f} s: {summary.output}"
+        f"({summary.tracks} face track(s)) in {summary.seconds:.1f} s "
+        f"({summary.frames / summary.seconds:.1f} frames/s; from decoding to encoding a frame "
+        f"took {latency['mean']:.2f} s, at most {latency['max']:.2f} s): {summary.output}"
     )

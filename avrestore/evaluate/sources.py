@@ -13,7 +13,6 @@ folder is never written to.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from avrestore.data.layouts import ClipSource, find_clips
 from avrestore.data.prepare import ClipPreparer, ClipRejected, PrepareOptions
 from avrestore.data.split import DEFAULT_FRACTIONS, DEFAULT_SEED, SPLITS, assign_groups
 from avrestore.errors import InputError
-from avrestore.media.files import atomic_dir
+from avrestore.media.files import atomic_dir, user_cache
 
 ALL = "all"
 
@@ -46,9 +45,8 @@ def is_prepared(data: Path) -> bool:
 
 def default_raw_cache(data: Path) -> Path:
     """The user cache folder of a raw video folder, named after it and its resolved path."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     digest = hashlib.sha1(str(data.resolve()).encode()).hexdigest()[:8]
-    return base / "avrestore" / "evaluate" / f"{data.resolve().name}-{digest}"
+    return user_cache("evaluate", f"{data.resolve().name}-{digest}")
 
 
 def select_clips(

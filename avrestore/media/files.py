@@ -43,6 +43,13 @@ def check_output(output: str | os.PathLike, *inputs: str | os.PathLike) -> Path:
     return out
 
 
+def user_cache(*parts: str) -> Path:
+    """The folder ``parts`` of avrestore's user cache, ``$XDG_CACHE_HOME/avrestore`` (default
+    ``~/.cache/avrestore``); not created here."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root, "avrestore", *parts)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -3,21 +3,22 @@ restoring each run whole with ``restore_sequence``.
 
 A run is cut into blocks of ``length`` output frames, a multiple of the model's
 ``frames_out`` so that every block's windows fall where the whole run's do. Each block reads
-``lead`` frames before it (a whole number of windows covering the ``context`` frames its first
-window needs, whose outputs are dropped) and ``context`` frames after it. The run's own ends
-are reflected as ``restore_sequence`` reflects them. Only one block's frames are held.
+the ``context`` frames its first window needs before it and its last window needs after it,
+as context only (``restore_sequence``'s ``context``): no window is run twice, so short blocks
+(a low, steady latency) cost no more model time than long ones. The run's own ends are
+reflected as ``restore_sequence`` reflects them. Only one block's frames are held.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-# (first frame index, frames (n, ...)) -> restored frames (n, ...)
-RestoreFn = Callable[[int, np.ndarray], np.ndarray]
+# (index of the first frame, frames (n, ...), context (before, after)) -> the restored frames
+# (n - before - after, ...) between the context frames
+RestoreFn = Callable[[int, np.ndarray, tuple[int, int]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,6 @@ def plan_blocks(
 ) -> list[Block]:
     """Blocks covering each ``(start, stop)`` run, about ``length`` frames each."""
     context = (frames_in - frames_out) // 2
-    lead = math.ceil(context / frames_out) * frames_out
     size = max(1, length // frames_out) * frames_out
     blocks = []
     for run_start, run_stop in runs:
@@ -44,7 +44,7 @@ def plan_blocks(
             stop = min(start + size, run_stop)
             if run_stop - stop <= context:  # the rest is read as context anyway: finish it
                 stop = run_stop
-            first, last = max(run_start, start - lead), min(run_stop, stop + context)
+            first, last = max(run_start, start - context), min(run_stop, stop + context)
             blocks.append(Block(start, stop, first, last))
             start = stop
     return blocks
@@ -69,9 +69,9 @@ class BlockRestorer:
             b = self._blocks[self._next]
             self._next += 1
             frames = np.stack([self._frames[t] for t in range(b.first, b.last)])
-            restored = self._restore(b.first, frames)
+            restored = self._restore(b.first, frames, (b.start - b.first, b.last - b.stop))
             keep = self._blocks[self._next].first if self._next < len(self._blocks) else b.last
             for t in [t for t in self._frames if t < keep]:
                 del self._frames[t]
             for t in range(b.start, b.stop):
-                yield t, restored[t - b.first]
+                yield t, restored[t - b.start]

@@ -2,15 +2,17 @@
 through cropping, restoration and pasting, holding no more than a block of frames at a time.
 
 Frames are decoded at the video's average frame rate (variable-rate input is resampled, as
-``avrestore prepare`` does). For super-resolution every frame is first upscaled, bicubic, by
+``avrestore prepare`` does); with ``overlap``, ahead of the model in a thread of their own
+(``restore.overlap``). For super-resolution every frame is first upscaled, bicubic, by
 the scale; faces are found, cropped and pasted on the upscaled frame.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,13 +27,19 @@ from avrestore.faces.scan import scan_faces
 from avrestore.media.video import iter_frames, probe
 from avrestore.restore.blocks import BlockRestorer, plan_blocks
 from avrestore.restore.crops import FaceRestorer
+from avrestore.restore.overlap import prefetched
 from avrestore.restore.paste import paste_face
+from avrestore.restore.timing import StageClock
 from avrestore.restore.tracks import Track, plan_tracks
 
 # Crops, detection and smoothing as the models' training clips were prepared.
 TRAINING_CLIPS = PrepareOptions()
 CHUNK = 16  # frames decoded at a time
 BLOCK = 64  # frames restored at a time: the frames held grow with it, the re-read context not
+# Frames queued between the threads with ``overlap``: decoding and encoding take milliseconds a
+# frame against the model's tenths of a second, so a short queue keeps them busy, and a frame
+# waiting in a longer one would only add to its latency.
+DEPTH = 4
 
 
 def upscaled(frames: np.ndarray, scale: int) -> np.ndarray:
@@ -62,6 +70,13 @@ def _decoded(
         yield from upscaled(chunk.frames, scale)
 
 
+def _marked(frames: Iterator[np.ndarray], clock: StageClock) -> Iterator[np.ndarray]:
+    """``frames``, each marked decoded on ``clock`` (frame 0 first) as it comes."""
+    for t, frame in enumerate(frames):
+        clock.decoded(t)
+        yield frame
+
+
 def plan_restoration(
     path: str | os.PathLike,
     scale: int = 1,
@@ -69,19 +84,25 @@ def plan_restoration(
     max_frames: int | None = None,
     progress: bool = False,
     size: int = TRAINING_CLIPS.size,
+    detect_every: int = TRAINING_CLIPS.detect_every,
+    clock: StageClock | None = None,
 ) -> RestorePlan:
-    """Pass 1: search every ``detect_every``-th frame for faces and plan the tracks; faces
-    will be cut at ``size`` (the model's crop size)."""
-    info = probe(path)
-    detector = FaceDetector(TRAINING_CLIPS.detector)
-    frames = _decoded(path, info.fps, scale, max_frames)
-    total = min(info.frame_count, max_frames or info.frame_count)  # for the ETA only
-    # disable=None: a bar (rate, ETA) on an interactive stderr, silence in logs and pipes.
-    with tqdm(frames, "find faces", total, unit="frame", disable=None if progress else True) as bar:
-        detections = scan_faces(bar, detector, TRAINING_CLIPS.detect_every)
-    if not detections:
-        raise InputError(f"no frames could be decoded from {path}")
-    tracks = plan_tracks(detections, info.fps, TRAINING_CLIPS.smooth_sigma, several=all_faces)
+    """Pass 1: search every ``detect_every``-th frame for faces (the tracker bridges the
+    others) and plan the tracks; faces will be cut at ``size`` (the model's crop size).
+    ``clock`` counts the decode and detect stages."""
+    clock = StageClock() if clock is None else clock
+    with clock.stage("detect"):
+        info = probe(path)
+        detector = FaceDetector(TRAINING_CLIPS.detector)
+        frames = clock.timed("decode", _decoded(path, info.fps, scale, max_frames))
+        total = min(info.frame_count, max_frames or info.frame_count)  # for the ETA only
+        # disable=None: a bar (rate, ETA) on an interactive stderr, silence in logs and pipes.
+        bar = tqdm(frames, "find faces", total, unit="frame", disable=None if progress else True)
+        with bar:
+            detections = scan_faces(bar, detector, detect_every)
+        if not detections:
+            raise InputError(f"no frames could be decoded from {path}")
+        tracks = plan_tracks(detections, info.fps, TRAINING_CLIPS.smooth_sigma, all_faces)
     return RestorePlan(info.fps, len(detections), scale, tracks, size)
 
 
@@ -91,10 +112,14 @@ def restored_frames(
     restorer: FaceRestorer,
     block: int = BLOCK,
     progress: bool = False,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    overlap: bool = False,
+) -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
     """Pass 2: ``(input frame, restored frame)`` for every frame in order; the input frame is
     the one faces were restored on (upscaled for ``sr``). Outside the pasted faces the
-    restored frame equals it bit for bit."""
+    restored frame equals it bit for bit. ``block``: frames restored at a time (the latency
+    and the frames held grow with it); ``overlap``: decode in a thread of its own; the
+    restorer's clock counts the decode and paste stages and marks each frame decoded."""
+    clock = restorer.clock
     tracks = plan.tracks
     streams = [
         BlockRestorer(
@@ -109,25 +134,30 @@ def restored_frames(
     def done(t: int) -> bool:
         return all(t in faces[k] or not tr.active[t] for k, tr in enumerate(tracks))
 
+    decoded = clock.timed("decode", _decoded(path, plan.fps, plan.scale, plan.frames))
+    frames = _marked(decoded, clock)
+    source = prefetched(frames, DEPTH) if overlap else frames
     t = 0
-    with tqdm(
-        total=plan.frames, desc="restore", unit="frame", disable=None if progress else True
-    ) as bar:
-        for frame in _decoded(path, plan.fps, plan.scale, plan.frames):
-            for k, tr in enumerate(tracks):
-                if tr.active[t]:
-                    cuts[k][t] = crop_square(frame, tr.boxes[t], plan.size)
-                    streams[k].add(t, cuts[k][t][0])
+    bar = tqdm(total=plan.frames, desc="restore", unit="frame", disable=None if progress else True)
+    # closing: leaving early stops the decoding thread before the caller goes on.
+    with bar, contextlib.closing(source):
+        for frame in source:
+            with clock.stage("paste"):
+                for k, tr in enumerate(tracks):
+                    if tr.active[t]:
+                        cuts[k][t] = crop_square(frame, tr.boxes[t], plan.size)
+                        streams[k].add(t, cuts[k][t][0])
             pending.append((t, frame))
             t += 1
             for k, stream in enumerate(streams):
                 faces[k].update(stream.ready(t))
             while pending and done(pending[0][0]):
                 i, before = pending.popleft()
-                after = before.copy()
-                for k in reversed(range(len(tracks))):  # the largest face last, on top
-                    if i in faces[k]:
-                        paste_face(after, faces[k].pop(i), *cuts[k].pop(i))
+                with clock.stage("paste"):
+                    after = before.copy()
+                    for k in reversed(range(len(tracks))):  # the largest face last, on top
+                        if i in faces[k]:
+                            paste_face(after, faces[k].pop(i), *cuts[k].pop(i))
                 bar.update()
                 yield before, after
     if t != plan.frames or pending:

@@ -3,7 +3,9 @@
 
 The sequence is padded by reflection at both ends — ``(frames_in - frames_out) / 2`` frames of
 context before the first frame, the same after the last, plus enough to fill the last window —
-and windows advance by ``frames_out``. Outputs past the real end are dropped.
+and windows advance by ``frames_out``. Outputs past the real end are dropped. A part of a longer
+run (a block of ``restore.blocks``) comes with its real neighbours as context instead, and only
+what they do not cover is padded.
 """
 
 from __future__ import annotations
@@ -39,20 +41,28 @@ def restore_sequence(
     batch: int = 1,
     device: str | torch.device = "cpu",
     side_data: Mapping[str, np.ndarray] | None = None,
+    context: tuple[int, int] = (0, 0),
 ) -> np.ndarray:
     """Restore (T, H, W, 3) uint8 frames with per-frame audio windows (T, W_a, n_mfcc) and
     landmarks (T, 68, 2), either may be None; returns (T, H, W, 3) uint8. ``side_data``:
     per-frame arrays (T, ...) by name (e.g. ``qp``, the QP maps of the stream the frames were
     decoded from), each window getting those of its output frames, in their own dtype; only
     those the model's contract declares are passed (``evaluate`` gives them, ``restore``
-    never: a face cut from a video and resized is not on its stream's grid)."""
+    never: a face cut from a video and resized is not on its stream's grid).
+
+    ``context`` (before, after): the first ``before`` and last ``after`` frames, at most
+    ``(frames_in - frames_out) / 2`` each, are real neighbours read as context only; the frames
+    between are restored and returned, and the per-frame inputs are theirs alone."""
     contract = restorer_contract(model)
     n_in, n_out = contract.frames_in, contract.frames_out
     ctx = (n_in - n_out) // 2
-    t = len(frames)
+    before, after = context
+    if not (0 <= before <= ctx and 0 <= after <= ctx and before + after < len(frames)):
+        raise ValueError(f"context {context} does not fit {len(frames)} frames and {ctx} a side")
+    t = len(frames) - before - after
     tail = -t % n_out
-    lq = _pad(frames, ctx, ctx + tail)
-    out = np.empty_like(frames)
+    lq = _pad(frames, ctx - before, ctx - after + tail)
+    out = np.empty_like(frames[before : before + t])
     jobs = list(windows(t, n_out))
     for i in range(0, len(jobs), batch):
         group = jobs[i : i + batch]

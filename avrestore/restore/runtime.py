@@ -1,0 +1,150 @@
+"""How a restore runs (``RestorePath``) and what runs its model: eager PyTorch, ONNX Runtime
+on the exported model (``models.onnx_export``), or whichever of the two ran a window faster on
+this machine (``fastest``: timed once, the verdict kept beside the exported model).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from avrestore.errors import InputError
+from avrestore.machine import cpu_model
+from avrestore.media.files import atomic_path
+from avrestore.models.contract import N_LANDMARKS, RestorerContract, restorer_contract
+from avrestore.models.onnx_export import OnnxRestorer
+from avrestore.restore.stream import BLOCK, TRAINING_CLIPS
+
+RUNTIMES = ("torch", "onnx", "auto")
+TIMED_CALLS = 3  # per runtime, after a warm-up call; the fastest counts (others' load is noise)
+
+
+@dataclass(frozen=True)
+class RestorePath:
+    """How a restore runs; each field is a lever ``benchmarks/realtime.py`` measures.
+
+    ``runtime``: ``torch`` (eager PyTorch), ``onnx`` (ONNX Runtime on the exported model, CPU
+    only) or ``auto`` (``fastest``); ``overlap``: decode and encode in threads of their own
+    beside the model; ``detect_every``: search every k-th frame for faces (the tracker and the
+    box smoothing bridge the rest); ``block``: frames restored at a time (the latency from a
+    frame's decoding to its encoding, and the frames held, grow with it).
+    """
+
+    runtime: str = "torch"
+    overlap: bool = False
+    detect_every: int = TRAINING_CLIPS.detect_every
+    block: int = BLOCK
+
+    def check(self, device: torch.device) -> None:
+        """InputError for an unknown runtime, ONNX Runtime off the CPU, or a count below 1."""
+        if self.runtime not in RUNTIMES:
+            raise InputError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        if self.runtime != "torch" and device.type != "cpu":
+            raise InputError("--realtime runs ONNX Runtime on the CPU; use it with --device cpu")
+        for name, value in (("detect_every", self.detect_every), ("block", self.block)):
+            if value < 1:
+                raise InputError(f"{name} must be at least 1, got {value}")
+
+
+REFERENCE = RestorePath()
+# ``--realtime``: every lever at once. The faster runtime for the model on this machine;
+# decoding and encoding beside the model; faces searched for on every 5th frame, not every
+# 2nd (a face that appears or jumps is found up to 4 frames later); blocks of 12 frames, not
+# 64 (a lower latency at no cost in model time: a block reads its context, it does not restore
+# it again).
+REALTIME = RestorePath(runtime="auto", overlap=True, detect_every=5, block=12)
+# dB: how far the face's PSNR may move from the reference path's with ``REALTIME``, as
+# tests/test_realtime.py checks on a real clip.
+REALTIME_MAX_PSNR_LOSS = 0.05
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the ``with`` body on ``threads`` torch threads (None: as set), then restore them."""
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads must be at least 1, got {threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def window_inputs(contract: RestorerContract, audio: bool) -> dict[str, Tensor]:
+    """Random keyword arguments of one window (batch 1) as ``restore_sequence`` passes them to
+    a model of ``contract``: the crops, and the speech windows (if ``audio``: the video has
+    speech) and landmarks the contract takes."""
+    s = contract.crop_size
+    inputs = {"frames": torch.rand(1, contract.frames_in, 3, s, s)}
+    if contract.audio is not None and audio:
+        a = contract.audio
+        inputs["audio"] = torch.randn(1, contract.frames_out, a.window, a.n_mfcc)
+    if contract.landmarks:
+        inputs["landmarks"] = torch.rand(1, contract.frames_out, N_LANDMARKS, 2) * (s - 1)
+    return inputs
+
+
+def model_runner(net: nn.Module, runtime: str, audio: bool) -> nn.Module:
+    """What runs ``net`` for ``runtime`` on torch's current thread count: ``net`` itself, its
+    ``OnnxRestorer``, or whichever of the two is faster here (``auto``). For ONNX Runtime the
+    session is opened now (the model exported, or found in the cache) for the inputs a video
+    with (``audio``) or without speech gives."""
+    if runtime == "torch":
+        return net
+    inputs = window_inputs(restorer_contract(net), audio)
+    threads = torch.get_num_threads()
+    if runtime == "auto":
+        return fastest(net, inputs, threads)
+    runner = OnnxRestorer(net, threads)
+    runner.session(inputs)
+    return runner
+
+
+def _best_seconds(runs: Mapping[str, Callable[[], object]], threads: int) -> dict[str, float]:
+    """The fastest of ``TIMED_CALLS`` calls of each of ``runs``, after an untimed one each
+    (which allocates, and opens an ONNX session). The runs take turns, so that a load coming
+    and going weighs on each alike; on one thread the calling thread's CPU seconds are timed
+    (the work runs in it, and another job's load does not count), else the wall clock's."""
+    clock = time.thread_time if threads == 1 else time.perf_counter
+    for run in runs.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(TIMED_CALLS):
+        for name, run in runs.items():
+            start = clock()
+            run()
+            times[name].append(clock() - start)
+    return {name: min(t) for name, t in times.items()}
+
+
+def fastest(
+    model: nn.Module, inputs: Mapping[str, Tensor], threads: int, cache: Path | None = None
+) -> nn.Module:
+    """``model`` or its ``OnnxRestorer`` on ``threads`` threads, whichever ran one window of
+    inputs like ``inputs`` faster on this machine. Both are timed the first time (the ONNX
+    export, then a few windows each) and the verdict is kept in the ONNX cache under the
+    model, the inputs, the threads, the CPU and ONNX Runtime's version; removing that file
+    times them again."""
+    import onnxruntime  # loaded by the session anyway
+
+    onnx = OnnxRestorer(model, threads, cache)
+    exported = onnx.exported(inputs)
+    key = [exported.stem, str(threads), cpu_model(), onnxruntime.__version__]
+    verdict = onnx.cache / f"{hashlib.sha256('|'.join(key).encode()).hexdigest()[:32]}.json"
+    if not verdict.is_file():
+        with torch.inference_mode():
+            runs = {"torch": lambda: model(**inputs), "onnx": lambda: onnx(**inputs)}
+            seconds = _best_seconds(runs, threads)
+        with atomic_path(verdict) as tmp:
+            tmp.write_text(json.dumps(seconds) + "\n")
+    seconds = json.loads(verdict.read_text())
+    return onnx if seconds["onnx"] < seconds["torch"] else model
