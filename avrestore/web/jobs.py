@@ -195,13 +195,17 @@ class JobRunner:
                 except queue.Empty:
                     kind = "failed"
                     value = f"the restoration stopped unexpectedly (exit code {process.exitcode})"
-            with self._lock:
-                job.apply(kind, value, time.monotonic())
             if kind in ("done", "failed"):
                 break
+            with self._lock:
+                job.apply(kind, value, time.monotonic())
+        # Cleaned up before the last state is shown: a page (or test) that sees "failed" then
+        # finds nothing left behind.
         process.join()
-        if job.state == "failed":
+        if kind == "failed":
             shutil.rmtree(job.folder, ignore_errors=True)
+        with self._lock:
+            job.apply(kind, value, time.monotonic())
 
     def close(self) -> None:
         """Stop the running restoration, if any, and refuse new ones."""
