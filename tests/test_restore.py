@@ -25,6 +25,7 @@ from conftest import run_cli
 from test_media import cut_short, write_stored
 
 from avrestore.audio import audio_windows
+from avrestore.bench.realtime import face_psnr
 from avrestore.degrade import Degradation, degrade_video, upscale
 from avrestore.errors import InputError
 from avrestore.faces.crop import crop_square
@@ -490,12 +491,5 @@ def test_shipped_deblur_model_brings_the_face_closer_to_the_original(
     (track,) = plan_restoration(grid_clip).tracks
     lq, restored = read_frames(lq_path, fps=fps)[0], read_frames(out, fps=fps)[0]
 
-    def face_psnr(frames: np.ndarray) -> float:
-        errors = []
-        for t, (a, b) in enumerate(zip(frames, original, strict=True)):
-            x0, y0, x1, y1 = np.clip(track.boxes[t], 0, None).astype(int)
-            errors.append(np.mean((a[y0:y1, x0:x1].astype(float) - b[y0:y1, x0:x1]) ** 2))
-        return float(10 * np.log10(255**2 / np.mean(errors)))
-
-    before, after = face_psnr(lq), face_psnr(restored)
+    before, after = (face_psnr(f, original, track.boxes) for f in (lq, restored))
     assert after > before, f"face PSNR {before:.2f} dB before, {after:.2f} dB after"
