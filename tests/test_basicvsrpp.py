@@ -1,5 +1,6 @@
 """BasicVSR++ and its SPyNet: the warp, SPyNet's pyramid, DIS flow, flow-guided alignment, the
-propagation's flows and order, the identity start, gradients, the contract and the sizes."""
+propagation's flows and order, the identity start, gradients, SPyNet's pretraining losses, the
+contract and the sizes."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avrestore.errors import InputError
 from avrestore.models.basicvsrpp import (
     BRANCHES,
+    PHOTOMETRIC_WEIGHT,
     BasicVSRPlusPlus,
     SecondOrderDeformableAlignment,
     dis_flows,
@@ -248,7 +251,9 @@ def test_the_dis_model_computes_the_flow_it_is_not_given() -> None:
 def test_contract_dummy_inputs_and_wrong_inputs() -> None:
     spy = BasicVSRPlusPlus(**TINY)
     dis = BasicVSRPlusPlus(**TINY, flow="dis", crop_size=160)
-    assert spy.contract == RestorerContract(frames_in=5, frames_out=3, crop_size=224)
+    assert spy.contract == RestorerContract(
+        frames_in=5, frames_out=3, crop_size=224, learned_flow=True
+    )
     assert dis.contract == RestorerContract(5, 3, 160, side_data=("flow",))
     assert set(spy.dummy_inputs(24, 28)) == {"frames"}
     inputs = dis.dummy_inputs(24, 28)
@@ -276,3 +281,56 @@ def test_parameter_counts() -> None:
     assert 1.15e6 < count_parameters(small) - 1_440_300 < 1.25e6
     assert set(dict(paper.named_children())) >= {"spynet", "deform_align", "backbone"}
     assert tuple(paper.deform_align) == tuple(paper.backbone) == BRANCHES
+
+
+def _translating_clip(frames: int, step: int) -> Tensor:
+    """(1, frames, 3, 64, 64): a texture moving ``step`` pixels right and down per frame."""
+    texture = _texture(128, 128)
+    return torch.stack(
+        [
+            texture[0, :, 16 + i * step : 80 + i * step, 16 + i * step : 80 + i * step]
+            for i in range(frames)
+        ]
+    )[None]
+
+
+def test_flow_losses_of_a_fresh_spynet_on_a_known_translation() -> None:
+    # Frame i+1 is frame i moved 4 pixels right and down: s_{i→i+1} = (4, 4) at full size,
+    # (1, 1) at the features' quarter size; s_{i+1→i} = (-1, -1). A fresh SPyNet says 0.
+    clip = _translating_clip(5, 4)
+    model = BasicVSRPlusPlus(**TINY)
+    terms = model.flow_losses(clip, clip)
+    assert 1.2 < terms["epe"].item() < 1.6  # |(1, 1)| = 1.41 wherever DIS finds the motion
+    assert terms["epe_dis_lq"].item() == 0.0  # LQ = HQ: DIS on the LQ frames is the target
+    torch.testing.assert_close(
+        terms["total"], terms["epe"] + PHOTOMETRIC_WEIGHT * terms["photometric"]
+    )
+    assert terms["preview"].shape == (3, 16, 48)
+    # The photometric term is the error of warping by the predicted (zero) flow: the frames'
+    # own difference at quarter size.
+    assert terms["photometric"].item() > 0.01
+    assert not terms["epe_dis_lq"].requires_grad and terms["total"].requires_grad
+
+
+def test_flow_losses_train_spynet_alone_towards_the_motion() -> None:
+    torch.manual_seed(0)
+    clip = _translating_clip(3, 4)
+    model = BasicVSRPlusPlus(**{**TINY, "frames_in": 3, "frames_out": 1})
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    first = model.flow_losses(clip, clip)["epe"].item()
+    for _ in range(40):
+        opt.zero_grad()
+        model.flow_losses(clip, clip)["total"].backward()
+        opt.step()
+    assert model.flow_losses(clip, clip)["epe"].item() < 0.75 * first  # 1.42 -> 0.87 measured
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("spynet.") for k in changed)
+
+
+def test_flow_losses_need_a_spynet_and_matching_clips() -> None:
+    clip = _translating_clip(5, 4)
+    with pytest.raises(InputError, match="no SPyNet to pretrain"):
+        BasicVSRPlusPlus(**TINY, flow="dis").flow_losses(clip, clip)
+    with pytest.raises(ValueError, match="differ"):
+        BasicVSRPlusPlus(**TINY).flow_losses(clip, clip[:, :4])

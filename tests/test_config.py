@@ -94,12 +94,12 @@ BAD = [
     (
         "objective=gan",
         "objective must be one of restoration, landmarks, autoencoder, vq-codes, vq-full, "
-        "got 'gan'",
+        "flow, got 'gan'",
     ),
     (
         "train.stages.0.objective=vq",
         "train.stages.0.objective must be one of restoration, landmarks, autoencoder, "
-        "vq-codes, vq-full, got 'vq'",
+        "vq-codes, vq-full, flow, got 'vq'",
     ),
     ("device=gpu", "device must be one of auto, cpu, cuda, got 'gpu'"),
     (

@@ -261,3 +261,47 @@ def test_davd_net_trains_on_car_with_the_qp_maps_of_its_patches(
     assert len(val) == 2 and all(qp is not None and qp.shape == (1, 1, 24, 24) for qp in val)
     # The schema's L1 is what it trained with.
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["loss"] == "l1"
+
+
+def _tiny_basicvsrpp(prepared_root: Path, flow: str) -> dict:
+    """A tiny BasicVSR++ whose one stage pretrains its flow (objective ``flow``) for two steps,
+    the rest of the model frozen."""
+    body = ["feat_extract.", "deform_align.", "backbone.", "reconstruction.", "head."]
+    return {
+        "task": "deblur",
+        "device": "cpu",
+        "model": {
+            "type": "basicvsrpp-small",
+            "mid_channels": 8,
+            "num_blocks": 1,
+            "deform_groups": 2,
+            "frames_in": 7,
+            "frames_out": 3,
+            "flow": flow,
+        },
+        "data": {"root": str(prepared_root), "n": 1, "patch": 32, "val_patch": 32},
+        "train": {
+            "batch_size": 1,
+            "iters_per_epoch": 2,
+            "val_items": 1,
+            "stages": [{"objective": "flow", "epochs": 1, "lr": 1e-3, "freeze": body}],
+        },
+    }
+
+
+def test_the_flow_objective_trains_basicvsrpps_spynet_alone(
+    prepared_root: Path, tmp_path: Path, one_thread: None
+) -> None:
+    cfg = _tiny_basicvsrpp(prepared_root, "spynet")
+    final = load_file(train(cfg, tmp_path / "run"))
+    torch.manual_seed(cfg.get("seed", 0))  # the trainer's seed, before it builds the model
+    spec = dict(cfg["model"])
+    fresh = build(spec.pop("type"), **spec).state_dict()
+    changed = {k for k in fresh if not torch.equal(fresh[k], final[k])}
+    assert changed and all(k.startswith("spynet.") for k in changed)
+    dis = _tiny_basicvsrpp(prepared_root, "dis")
+    with pytest.raises(InputError, match="freezes every parameter"):
+        train(dis, tmp_path / "frozen")  # the DIS model has nothing but the frozen body
+    dis["train"]["stages"][0]["freeze"] = []
+    with pytest.raises(InputError, match="pretrains a learned flow network"):
+        train(dis, tmp_path / "dis")

@@ -47,6 +47,14 @@ Readings (each also stated where it is made):
   size. It is side data ``flow``, (B, 2, frames_in - 1, 2, H, W) as ``dis_flows`` makes it
   (precomputed by a data pipeline); when it is not given the model computes it itself, so
   callers that pass no side data get the same result.
+- SPyNet's pretraining (``flow_losses``, the ``flow`` training objective; design/peers.md
+  §5.5): no pretrained SPyNet can be downloaded, so ours learns on the training clips, on
+  exactly the path BasicVSR++ uses it (bicubic-¼ LQ frames, both directions of each adjacent
+  pair). Its target is DIS flow of the clean frames at the same ¼ size (as the ``dis`` option
+  makes it), its loss the mean end-point error plus ``PHOTOMETRIC_WEIGHT`` times the
+  Charbonnier error of the clean ¼ frame warped by the predicted flow: the pseudo-label
+  teaches the flow's layout, the photometric term corrects it where DIS is wrong. The weight
+  (10: a 1-pixel error on a face edge changes the warp by ~0.05) is our choice.
 """
 
 from __future__ import annotations
@@ -61,9 +69,11 @@ from avrestore.errors import InputError
 from avrestore.models.blocks import UpsampleX4Head, conv3x3, residual_blocks
 from avrestore.models.contract import RestorerContract
 from avrestore.models.dcn import ModulatedDeformConv2d
+from avrestore.models.losses import charbonnier
 from avrestore.models.spynet import SPyNet, dis_flow, flow_warp
 
 SIZE_MULTIPLE = 4  # features are at 1/4: frames are padded to a multiple of it
+PHOTOMETRIC_WEIGHT = 10.0  # SPyNet pretraining: EPE + this x photometric error (docstring)
 BRANCHES = ("backward_1", "forward_1", "backward_2", "forward_2")
 FLOWS = ("spynet", "dis")
 
@@ -75,6 +85,28 @@ def dis_flows(frames: Tensor) -> Tensor:
     ref, supp = frames[:, :-1].flatten(0, 1), frames[:, 1:].flatten(0, 1)
     flows = torch.stack((dis_flow(ref, supp), dis_flow(supp, ref)), 1)
     return flows.unflatten(0, (b, t - 1)).transpose(1, 2)
+
+
+def _padded(frames: Tensor) -> Tensor:
+    """Frames (B, T, 3, H, W) reflect-padded right and bottom to a multiple of 4."""
+    b, t, _, h, w = frames.shape
+    ph, pw = -h % SIZE_MULTIPLE, -w % SIZE_MULTIPLE
+    return F.pad(frames.flatten(0, 1), (0, pw, 0, ph), mode="reflect").unflatten(0, (b, t))
+
+
+def _quarter_frames(frames: Tensor) -> Tensor:
+    """Padded frames (B, T, 3, H, W) -> their bicubic-¼ versions, SPyNet's input."""
+    b, t, _, h, w = frames.shape
+    size = (h // SIZE_MULTIPLE, w // SIZE_MULTIPLE)
+    down = F.interpolate(frames.flatten(0, 1), size, mode="bicubic", align_corners=False)
+    return down.unflatten(0, (b, t))
+
+
+def _quarter_flows(flow: Tensor) -> Tensor:
+    """Full-size flows (B, 2, T-1, 2, H, W) -> the mean over each 4x4 block, in quarter-size
+    pixels: (B, 2, T-1, 2, H/4, W/4)."""
+    pooled = F.avg_pool2d(flow.flatten(0, 2), SIZE_MULTIPLE) / SIZE_MULTIPLE
+    return pooled.unflatten(0, flow.shape[:3])
 
 
 class ResidualBlocksWithInputConv(nn.Sequential):
@@ -189,25 +221,49 @@ class BasicVSRPlusPlus(nn.Module):
             frames_out=self.frames_out,
             crop_size=self.crop_size,
             side_data=("flow",) if self.flow == "dis" else (),
+            learned_flow=self.spynet is not None,
         )
 
     def compute_flow(self, lqs: Tensor, flow: Tensor | None) -> tuple[Tensor, Tensor]:
         """s_{i→i+1} and s_{i+1→i}, each (B, T-1, 2, H/4, W/4) in feature pixels, of the
         padded frames ``lqs`` (B, T, 3, H, W); ``flow``: their DIS flows (``dis_flows``)."""
-        b, t, _, h, w = lqs.shape
         if self.spynet is None:
-            flow = dis_flows(lqs) if flow is None else flow
-            # Full-size flow -> the mean over each 4x4 block, in quarter-size pixels.
-            flow = F.avg_pool2d(flow.flatten(0, 2), SIZE_MULTIPLE) / SIZE_MULTIPLE
-            flows_backward, flows_forward = flow.unflatten(0, (b, 2, t - 1)).unbind(1)
-            return flows_backward, flows_forward
-        size = (h // SIZE_MULTIPLE, w // SIZE_MULTIPLE)
-        lqs_down = F.interpolate(lqs.flatten(0, 1), size, mode="bicubic", align_corners=False)
-        lqs_down = lqs_down.unflatten(0, (b, t))
+            return _quarter_flows(dis_flows(lqs) if flow is None else flow).unbind(1)
+        b, t = lqs.shape[:2]
+        lqs_down = _quarter_frames(lqs)
         ref, supp = lqs_down[:, :-1].flatten(0, 1), lqs_down[:, 1:].flatten(0, 1)
         flows_backward = self.spynet(ref, supp).unflatten(0, (b, t - 1))
         flows_forward = self.spynet(supp, ref).unflatten(0, (b, t - 1))
         return flows_backward, flows_forward
+
+    def flow_losses(self, frames: Tensor, hq: Tensor) -> dict[str, Tensor]:
+        """SPyNet's pretraining on LQ ``frames`` and their clean ``hq`` (B, T, 3, H, W): ``total``
+        = ``epe`` + PHOTOMETRIC_WEIGHT x ``photometric`` (module docstring); ``epe_dis_lq``:
+        the EPE of DIS flow on the LQ frames (the ``dis`` option's, no gradient); ``preview``:
+        the first clean frame | the next warped onto it by the prediction | the next, at ¼."""
+        if self.spynet is None:
+            raise InputError("this BasicVSR++ uses fixed DIS flow: it has no SPyNet to pretrain")
+        if frames.shape != hq.shape:
+            raise ValueError(f"frames {tuple(frames.shape)} and hq {tuple(hq.shape)} differ")
+        lqs, hqs = _padded(frames), _padded(hq)
+        predicted = torch.stack(self.compute_flow(lqs, None), 1)  # (B, 2, T-1, 2, h, w)
+        target = _quarter_flows(dis_flows(hqs))
+        with torch.no_grad():
+            dis_lq = _quarter_flows(dis_flows(lqs))
+        hq_down = _quarter_frames(hqs)
+        ref, supp = hq_down[:, :-1].flatten(0, 1), hq_down[:, 1:].flatten(0, 1)
+        backward, forward = (f.flatten(0, 1) for f in predicted.unbind(1))  # (B·(T-1), 2, h, w)
+        warped = flow_warp(supp, backward)  # frame i+1 onto frame i
+        warped_back = flow_warp(ref, forward)  # frame i onto frame i+1
+        photometric = (charbonnier(warped, ref) + charbonnier(warped_back, supp)) / 2
+        epe = (predicted - target).norm(dim=3).mean()
+        return {
+            "total": epe + PHOTOMETRIC_WEIGHT * photometric,
+            "epe": epe,
+            "photometric": photometric,
+            "epe_dis_lq": (dis_lq - target).norm(dim=3).mean(),
+            "preview": torch.cat((ref[0], warped[0], supp[0]), -1).detach(),
+        }
 
     def propagate(self, feats: dict[str, list[Tensor]], flows: Tensor, name: str) -> list[Tensor]:
         """Branch ``name`` over all frames: f_i^j in frame order, given g_i and the earlier
@@ -248,10 +304,9 @@ class BasicVSRPlusPlus(nn.Module):
         computed here when not given."""
         self._check(frames, flow)
         b, t, _, h, w = frames.shape
-        # Reflect-pad right and bottom to a multiple of 4; the output is cropped back.
-        ph, pw = -h % SIZE_MULTIPLE, -w % SIZE_MULTIPLE
-        lqs = F.pad(frames.flatten(0, 1), (0, pw, 0, ph), mode="reflect").unflatten(0, (b, t))
+        lqs = _padded(frames)  # the output is cropped back
         if flow is not None:  # padded like the frames (its border value held)
+            ph, pw = lqs.shape[-2] - h, lqs.shape[-1] - w
             flow = F.pad(flow.flatten(0, 2), (0, pw, 0, ph), mode="replicate")
             flow = flow.unflatten(0, (b, 2, t - 1))
         flows_backward, flows_forward = self.compute_flow(lqs, flow)

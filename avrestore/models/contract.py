@@ -11,6 +11,8 @@ fit, instead of guessing from its class or its attributes:
   parts evaluation may switch off in a trained model (``ablations``); for training, the
   multiple its frames' sides must be (``train_multiple``: its training losses do not pad) and
   the parameter-name prefixes of pretrained parts no training stage may change (``frozen``);
+  whether it holds a learned optical-flow network that the ``flow`` objective pretrains
+  through its ``flow_losses`` (``learned_flow``: BasicVSR++'s SPyNet);
 - a ``LandmarkerContract``: one face crop in (resized to ``input_size`` inside), 68 points out,
   optionally with the frame's MFCC window.
 """
@@ -51,6 +53,7 @@ class RestorerContract:
     ablations: tuple[str, ...] = ()
     train_multiple: int = 1
     frozen: tuple[str, ...] = ()
+    learned_flow: bool = False
 
 
 @dataclass(frozen=True)

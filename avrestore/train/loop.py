@@ -95,6 +95,8 @@ def optimiser_for(model: nn.Module, stage: Stage, steps: int) -> tuple[Any, Any]
     for name, p in model.named_parameters():
         p.requires_grad_(not name.startswith(stage.freeze))
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise InputError(f"stage {stage.name} freezes every parameter of its model")
     opt = torch.optim.Adam(params, lr=stage.lr, betas=(0.9, 0.999))
     if stage.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=stage.min_lr)

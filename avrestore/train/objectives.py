@@ -1,6 +1,7 @@
 """What a run (or one of its stages) optimises: restored frames (``train.loss``: Charbonnier, as
 GAVN, or L1, as DAVD-Net), landmarks (PFLD's L2), a VQ autoencoder's reconstruction of clean
-clips (TS-VQGAN), or the VQ restorer's codes and then its decoded frames.
+clips (TS-VQGAN), the VQ restorer's codes and then its decoded frames, or a restorer's
+learned optical flow (BasicVSR++'s SPyNet).
 
 Each objective turns a dataset batch into the model's inputs, a loss, and validation scores,
 so one training loop serves the restoration networks, the audio-assisted landmark network and
@@ -254,6 +255,44 @@ class VQFull(VQPrediction):
     stage = "full"
 
 
+class FlowPretraining:
+    """A restorer's learned optical-flow network alone (``learned_flow`` in its contract:
+    BasicVSR++'s SPyNet), through the model's ``flow_losses`` on the LQ frames aligned with the
+    HQ ones; on validation its end-point error against DIS flow of the clean frames and that of
+    DIS flow on the LQ frames (``epe_dis_lq``: the fixed-flow option's), in feature pixels. One
+    process only (``_one_process``). Freeze the rest of the model in the stage: its weights
+    get no gradient here, and a stage without ``freeze`` would still spend Adam state on them.
+    """
+
+    def __init__(self, loss: str = DEFAULT_LOSS) -> None:
+        if loss != DEFAULT_LOSS:
+            raise ValueError(f"the flow objective trains with its model's flow_losses, not {loss}")
+
+    def losses(self, model: nn.Module, batch: dict, device: torch.device) -> dict[str, Tensor]:
+        """The terms of the model's ``flow_losses`` on ``batch``."""
+        net = _one_process(model, "flow")
+        if not restorer_contract(net).learned_flow:
+            raise InputError(
+                f"the flow objective pretrains a learned flow network; "
+                f"this {type(net).__name__} has none"
+            )
+        hq = batch["hq"].to(device)
+        return net.flow_losses(_centre(batch["lq"], hq.shape[1]).to(device), hq)
+
+    def loss(self, model: nn.Module, batch: dict, device: torch.device) -> Tensor:
+        """EPE against the clean frames' DIS flow plus the weighted photometric error."""
+        return self.losses(model, batch, device)["total"]
+
+    def scores(self, model: nn.Module, batch: dict, device: torch.device) -> dict[str, float]:
+        """``epe``, ``epe_dis_lq`` and ``photometric`` of the batch."""
+        terms = self.losses(model, batch, device)
+        return {k: float(terms[k]) for k in ("epe", "epe_dis_lq", "photometric")}
+
+    def preview(self, model: nn.Module, batch: dict, device: torch.device) -> Tensor:
+        """A clean frame | the next one warped onto it by the predicted flow | the next one."""
+        return self.losses(model, batch, device)["preview"].clamp(0, 1).cpu()
+
+
 # Objective name (config ``objective``, or a stage's) -> its class, built with train.loss.
 OBJECTIVES = {
     "restoration": Restoration,
@@ -261,6 +300,7 @@ OBJECTIVES = {
     "autoencoder": Autoencoder,
     "vq-codes": VQCodes,
     "vq-full": VQFull,
+    "flow": FlowPretraining,
 }
 
 
