@@ -28,9 +28,9 @@ Readings (each explained where it is made):
   it at 64 whatever ``num_feat`` is: the same for EDVR-M; for a 32-feature model the 64-wide
   head would add 7 % of parameters and 23 % of MACs (0.95 M, 10.3 G instead of 0.88 M,
   8.4 G), nearly all in the full-size conv_hr.
-- Initialisation (not in the paper): conv_last is zero, so a fresh EDVR returns its input's
-  centre frame exactly, as a fresh GAVN does; training starts from the identity rather than
-  from the input plus a random residual.
+- Initialisation (not in the paper): with ``identity_init`` conv_last is zero, so a fresh EDVR
+  returns its input's centre frame exactly, as a fresh GAVN does; without it conv_last keeps
+  PyTorch's default initialisation, as EDVR's code.
 - Without TSA (``with_tsa=False``, stage 1 of the schedule, ``peers.md`` §4.3) the fusion is
   one 1x1 conv with no activation, as EDVR's code. Its weight (``fusion.weight``) is not one
   of TSA's, so the TSA stage starts its fusion afresh, as in EDVR's training: that is why it
@@ -163,6 +163,7 @@ class EDVR(nn.Module):
         num_extract_block: int = 5,
         num_reconstruct_block: int = 10,
         with_tsa: bool = True,
+        identity_init: bool = True,
         crop_size: int = 224,
     ) -> None:
         super().__init__()
@@ -181,7 +182,7 @@ class EDVR(nn.Module):
         self.pcd_align = PCDAlignment(c, deform_groups)
         self.fusion = TSAFusion(c, num_frame) if with_tsa else nn.Conv2d(num_frame * c, c, 1)
         self.reconstruction = residual_blocks(c, num_reconstruct_block)
-        self.head = UpsampleX4Head(c)  # its conv_last is zero: a fresh EDVR returns its input
+        self.head = UpsampleX4Head(c, zero_last=identity_init)
 
     @property
     def contract(self) -> RestorerContract:
