@@ -44,6 +44,18 @@ def test_a_fresh_model_returns_its_input_centre_frame_exactly(with_tsa: bool) ->
     assert torch.equal(out, frames[:, 2:3])
 
 
+def test_the_body_gets_gradients_adam_can_use_once_conv_last_is_off_zero() -> None:
+    # PyTorch's default init left the body's gradients at 1e-10 and below (under Adam's eps,
+    # 1e-8): the He start keeps them usable through Predeblur, the PCD and the fusion.
+    frames = F.avg_pool2d(_frames(2, 32, 32).flatten(0, 1), 5, 1, 2).unflatten(0, (2, 5))
+    torch.manual_seed(0)
+    model = EDVR(num_feat=16, deform_groups=4)
+    torch.nn.init.normal_(model.head.conv_last.weight, std=0.003)  # as after a few steps
+    F.l1_loss(model(frames), frames[:, 2:3].flip(-1)).backward()
+    for name in ("predeblur.conv_first", "feature_extraction.0.conv1", "pcd_align.dcn.0"):
+        assert model.get_submodule(name).weight.grad.abs().mean() > 1e-6, name
+
+
 @pytest.mark.parametrize(("h", "w"), [(36, 52), (32, 48), (17, 31)])
 def test_a_trained_model_keeps_the_frame_size(h: int, w: int) -> None:
     model = EDVR(**TINY).eval()

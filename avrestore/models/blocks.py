@@ -16,6 +16,23 @@ def conv3x3(c_in: int, c_out: int, stride: int = 1, bias: bool = True) -> nn.Con
     return nn.Conv2d(c_in, c_out, 3, stride, 1, bias=bias)
 
 
+def he_init(model: nn.Module) -> None:
+    """Kaiming-normal (He, for the leaky ReLU's slope 0.1) weights and zero biases for every
+    convolution of ``model`` except those inside residual blocks (which keep their x0.1 He
+    start) and those that start at zero on purpose (an identity head, DCN offsets)."""
+    in_blocks = {
+        id(m) for b in model.modules() if isinstance(b, ResidualBlock) for m in b.modules()
+    }
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if id(module) in in_blocks or not isinstance(weight, nn.Parameter) or weight.ndim != 4:
+            continue
+        if weight.detach().any():
+            nn.init.kaiming_normal_(weight, a=0.1, nonlinearity="leaky_relu")
+            if isinstance(getattr(module, "bias", None), nn.Parameter):
+                nn.init.zeros_(module.bias)
+
+
 class ResidualBlock(nn.Module):
     """x + conv(relu(conv(x))) without normalisation (EDSR/EDVR's ResidualBlockNoBN)."""
 

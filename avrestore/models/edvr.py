@@ -28,9 +28,15 @@ Readings (each explained where it is made):
   it at 64 whatever ``num_feat`` is: the same for EDVR-M; for a 32-feature model the 64-wide
   head would add 7 % of parameters and 23 % of MACs (0.95 M, 10.3 G instead of 0.88 M,
   8.4 G), nearly all in the full-size conv_hr.
-- Initialisation (not in the paper): with ``identity_init`` conv_last is zero, so a fresh EDVR
-  returns its input's centre frame exactly, as a fresh GAVN does; without it conv_last keeps
-  PyTorch's default initialisation, as EDVR's code.
+- Initialisation (not in the paper): conv_last is zero, so a fresh EDVR returns its input's
+  centre frame exactly, as a fresh GAVN does; training starts from the identity rather than
+  from the input plus a random residual. Every other convolution outside the residual blocks
+  is He-initialised for the leaky ReLU (``he_init``), not left at PyTorch's default (gain
+  ~1/3 a layer, EDVR's code): through EDVR's ~30 plain layers the default shrank the
+  gradients reaching Predeblur, the PCD and the fusion to 1e-10-1e-14 per weight (measured on
+  real batches with conv_last at 0.003), below Adam's eps of 1e-8, and the first
+  edvr-small-car trained nothing but the head's colour offset (+0.03 dB). He-initialised,
+  the same layers get 1e-5-1e-4.
 - Without TSA (``with_tsa=False``, stage 1 of the schedule, ``peers.md`` §4.3) the fusion is
   one 1x1 conv with no activation, as EDVR's code. Its weight (``fusion.weight``) is not one
   of TSA's, so the TSA stage starts its fusion afresh, as in EDVR's training: that is why it
@@ -51,6 +57,7 @@ from avrestore.models.blocks import (
     ResidualBlock,
     UpsampleX4Head,
     conv3x3,
+    he_init,
     lrelu,
     residual_blocks,
 )
@@ -163,7 +170,6 @@ class EDVR(nn.Module):
         num_extract_block: int = 5,
         num_reconstruct_block: int = 10,
         with_tsa: bool = True,
-        identity_init: bool = True,
         crop_size: int = 224,
     ) -> None:
         super().__init__()
@@ -182,7 +188,8 @@ class EDVR(nn.Module):
         self.pcd_align = PCDAlignment(c, deform_groups)
         self.fusion = TSAFusion(c, num_frame) if with_tsa else nn.Conv2d(num_frame * c, c, 1)
         self.reconstruction = residual_blocks(c, num_reconstruct_block)
-        self.head = UpsampleX4Head(c, zero_last=identity_init)
+        self.head = UpsampleX4Head(c)  # its conv_last is zero: a fresh EDVR returns its input
+        he_init(self)  # not PyTorch's default: see the module docstring
 
     @property
     def contract(self) -> RestorerContract:
