@@ -20,6 +20,10 @@ Readings (not in the paper, which trains on Flying Chairs from a pretrained pyra
   until SPyNet is pretrained or trained. Parameter names follow BasicSR's, so pretrained SPyNet
   weights load as they are.
 - The ImageNet mean and deviation are constants, not weights (non-persistent buffers).
+- The four hidden convs of each G_k start He-initialised, not at PyTorch's default (gain ~1/3
+  a layer): pretrained from scratch on a known translation, 40 Adam steps at 1e-4 cut the EPE
+  1.42 -> 0.96 with He against 1.42 -> 1.31 with the default (on real clips the default did
+  not move the validation EPE in 150 steps even at 1e-3).
 
 ``dis_flow`` is OpenCV's DIS flow in the same convention: BasicVSR++'s fixed, non-learned
 alternative to SPyNet, and the pseudo-label that SPyNet's pretraining regresses.
@@ -74,7 +78,10 @@ class SPyNetBasicModule(nn.Module):
         for c_in, c_out in itertools.pairwise(widths):
             layers += [nn.Conv2d(c_in, c_out, 7, 1, 3), nn.ReLU()]
         self.basic_module = nn.Sequential(*layers[:-1])  # no ReLU on the flow
-        last = self.basic_module[-1]
+        *hidden, last = (m for m in self.basic_module if isinstance(m, nn.Conv2d))
+        for conv in hidden:  # He, not PyTorch's default (module docstring)
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
         nn.init.zeros_(last.weight)  # a fresh SPyNet gives zero flow (module docstring)
         nn.init.zeros_(last.bias)
 
