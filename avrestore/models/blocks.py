@@ -77,20 +77,18 @@ class UpsampleX4Head(nn.Module):
     """EDVR's and BasicVSR++'s reconstruction head: 1/4-size features -> a full-size RGB
     residual, by two (conv to 4C, pixel shuffle x2, leaky ReLU), ``conv_hr`` and ``conv_last``.
 
-    With ``zero_last``, ``conv_last`` starts at zero, so a model that adds the head's output to
-    its input returns the input exactly when fresh (the peers' reading of GAVN's identity
-    initialisation); without it, PyTorch's default initialisation, as the authors' code.
+    ``conv_last`` starts at zero, so a model that adds the head's output to its input returns
+    the input exactly when fresh (the peers' reading of GAVN's identity initialisation).
     """
 
-    def __init__(self, channels: int, zero_last: bool = True) -> None:
+    def __init__(self, channels: int) -> None:
         super().__init__()
         self.upconv1 = conv3x3(channels, 4 * channels)
         self.upconv2 = conv3x3(channels, 4 * channels)
         self.conv_hr = conv3x3(channels, channels)
         self.conv_last = conv3x3(channels, 3)
-        if zero_last:
-            nn.init.zeros_(self.conv_last.weight)
-            nn.init.zeros_(self.conv_last.bias)
+        nn.init.zeros_(self.conv_last.weight)
+        nn.init.zeros_(self.conv_last.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, H/4, W/4) -> (B, 3, H, W)."""
