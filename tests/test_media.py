@@ -267,3 +267,21 @@ def test_a_full_disk_names_the_output_and_keeps_nothing(tmp_path: Path, atomic) 
         f"no space left on the device writing {target}; nothing was kept"
     )
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("atomic, make", [(atomic_path, "open"), (atomic_dir, "mkdir")])
+def test_a_signal_the_instant_the_temporary_appears_keeps_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, atomic, make: str
+) -> None:
+    # The race CI once lost: SIGTERM landed between mkstemp making the file and the try that
+    # removes it. Here the "signal" is raised right after the real call has made it.
+    real = getattr(os, make)
+
+    def make_then_interrupt(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, make, make_then_interrupt)
+    with pytest.raises(KeyboardInterrupt), atomic(tmp_path / "out.mp4"):
+        pytest.fail("the body must not run")
+    assert not any(tmp_path.iterdir())

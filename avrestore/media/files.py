@@ -6,9 +6,9 @@ import contextlib
 import errno
 import os
 import re
+import secrets
 import shutil
 import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,8 +64,13 @@ _OWNED = re.compile(r"^\..*\.avrestore-(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-[^.]*
 _swept: set[Path] = set()
 
 
-def _owned_prefix(name: str) -> str:
-    return f".{name}.avrestore-{_HOST}-{os.getpid()}-"
+def _owned_name(folder: Path, name: str, suffix: str) -> Path:
+    """A fresh temporary path in ``folder``, named after ``name`` and owned by this process.
+
+    The name is chosen before the file is made (mkstemp names it after making it), so a
+    signal arriving the instant the file appears still finds the name to remove in ``finally``.
+    """
+    return folder / f".{name}.avrestore-{_HOST}-{os.getpid()}-{secrets.token_hex(6)}{suffix}"
 
 
 def _alive(pid: int) -> bool:
@@ -116,18 +121,15 @@ def scratch_file(like: str | os.PathLike) -> Iterator[Path]:
     like = Path(like)
     folder = like.parent
     remove_stale(folder)
+    tmp = _owned_name(folder, like.stem, f".part{like.suffix}")
     try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=_owned_prefix(like.stem), suffix=f".part{like.suffix}", dir=folder
-        )
-    except OSError as e:  # e.g. a read-only file system, which os.access does not see
-        raise InputError(f"cannot write in {folder}: {e.strerror}") from None
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
+        try:  # owner-only, as mkstemp makes it; 48 random bits and our pid: it cannot exist
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError as e:  # e.g. a read-only file system, which os.access does not see
+            raise InputError(f"cannot write in {folder}: {e.strerror}") from None
+        yield tmp
     finally:
-        tmp_path.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -152,7 +154,7 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     final = Path(final)
     with scratch_file(final) as tmp, _naming_a_full_disk(final):
         yield tmp
-        # mkstemp makes the file owner-only (0600); give it the mode a plain open() would.
+        # The file was made owner-only (0600); give it the mode a plain open() would.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, final)
 
@@ -165,11 +167,12 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """
     final = Path(final)
     remove_stale(final.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=_owned_prefix(final.name), suffix=".part", dir=final.parent))
+    tmp = _owned_name(final.parent, final.name, ".part")
     try:
+        tmp.mkdir(mode=0o700)  # inside the try: see _owned_name
         with _naming_a_full_disk(final):
             yield tmp
-            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it owner-only (0700)
+            os.chmod(tmp, 0o777 & ~_umask())  # made owner-only (0700) above
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
