@@ -42,6 +42,19 @@ def test_each_vector_takes_its_exact_nearest_code() -> None:
     assert torch.allclose(q.z_q[0, :, 0].t(), codebook)
 
 
+def test_bf16_autocast_picks_the_float32_nearest_code() -> None:
+    # Off the origin, close codes: ‖z‖² and 2z·e are large and nearly cancel, so a bf16
+    # product (3 significant digits) would pick the wrong code for ~half the rows (measured).
+    g = torch.Generator().manual_seed(2)
+    codebook = 3 + 0.3 * torch.randn(64, 16, generator=g)
+    vq = _vq(codebook).eval()
+    z = 3 + 0.3 * torch.randn(3, 16, 4, 4, generator=g)
+    rows = z.permute(0, 2, 3, 1).reshape(-1, 16)
+    brute = torch.cdist(rows.double(), codebook.double()).argmin(1).view(3, 4, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(vq(z).codes, brute)
+
+
 def test_the_gradient_passes_straight_through_to_the_encoder_output() -> None:
     g = torch.Generator().manual_seed(1)
     vq = _vq(torch.randn(8, 3, generator=g)).eval()

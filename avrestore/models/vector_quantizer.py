@@ -59,7 +59,10 @@ def perplexity(codes: Tensor, n_codes: int) -> Tensor:
 def nearest_code(z: Tensor, codebook: Tensor) -> Tensor:
     """argmin_k ‖z_n − e_k‖² for rows z (N, d) and codes (K, d), in float32 (ties: lowest k)."""
     z, e = z.float(), codebook.float()
-    d = z.pow(2).sum(1, keepdim=True) - 2 * z @ e.t() + e.pow(2).sum(1)
+    # Outside autocast: under bf16 the product z·e would be rounded to 3 digits, and the
+    # difference of these large terms would pick the wrong code.
+    with torch.autocast(z.device.type, enabled=False):
+        d = z.pow(2).sum(1, keepdim=True) - 2 * z @ e.t() + e.pow(2).sum(1)
     return d.argmin(1)
 
 
