@@ -12,10 +12,14 @@ from torch import Tensor, nn
 from avrestore.errors import InputError
 from avrestore.models.basicvsrpp import (
     BRANCHES,
+    KNOWN_ROTATION,
+    KNOWN_SCALE,
+    KNOWN_SHIFT,
     PHOTOMETRIC_WEIGHT,
     BasicVSRPlusPlus,
     SecondOrderDeformableAlignment,
     dis_flows,
+    random_affine_flows,
 )
 from avrestore.models.complexity import count_parameters
 from avrestore.models.contract import RestorerContract
@@ -299,17 +303,43 @@ def test_flow_losses_of_a_fresh_spynet_on_a_known_translation() -> None:
     # (1, 1) at the features' quarter size; s_{i+1→i} = (-1, -1). A fresh SPyNet says 0.
     clip = _translating_clip(5, 4)
     model = BasicVSRPlusPlus(**TINY)
-    terms = model.flow_losses(clip, clip)
+    torch.manual_seed(0)
+    terms = model.flow_losses(clip, clip, baselines=True)
     assert 1.2 < terms["epe"].item() < 1.6  # |(1, 1)| = 1.41 wherever DIS finds the motion
+    assert terms["epe_zero"].item() == terms["epe"].item()  # a fresh SPyNet is zero flow
     assert terms["epe_dis_lq"].item() == 0.0  # LQ = HQ: DIS on the LQ frames is the target
-    torch.testing.assert_close(
-        terms["total"], terms["epe"] + PHOTOMETRIC_WEIGHT * terms["photometric"]
+    # The known motion's EPE for zero flow is the motion's mean length: within its bounds.
+    assert (
+        0.1 < terms["epe_known"].item() < KNOWN_SHIFT * 2**0.5 + 8 * (KNOWN_ROTATION + KNOWN_SCALE)
     )
+    torch.testing.assert_close(
+        terms["total"],
+        terms["epe"] + PHOTOMETRIC_WEIGHT * terms["photometric"] + terms["epe_known"],
+    )
+    assert "epe_dis_lq" not in model.flow_losses(clip, clip)  # baselines only when asked
     assert terms["preview"].shape == (3, 16, 48)
     # The photometric term is the error of warping by the predicted (zero) flow: the frames'
     # own difference at quarter size.
     assert terms["photometric"].item() > 0.01
     assert not terms["epe_dis_lq"].requires_grad and terms["total"].requires_grad
+
+
+def test_known_motion_is_the_affine_flow_it_states() -> None:
+    torch.manual_seed(0)
+    flows = random_affine_flows(64, 17, 21)
+    centre = flows[:, :, 8, 10]  # the centre pixel of an odd grid moves by the shift alone
+    assert centre.abs().max() <= KNOWN_SHIFT and centre.abs().max() > 0.9 * KNOWN_SHIFT
+    # Affine: the flow's steps along x and y are the same everywhere ...
+    dx, dy = flows.diff(dim=3), flows.diff(dim=2)
+    torch.testing.assert_close(dx, dx[..., :1].expand_as(dx), atol=1e-5, rtol=0)
+    torch.testing.assert_close(dy, dy[..., :1, :].expand_as(dy), atol=1e-5, rtol=0)
+    # ... and (sR − I) per pixel: a scaled rotation, so dfx/dx = dfy/dy and dfx/dy = −dfy/dx.
+    torch.testing.assert_close(dx[:, 0, 0, 0], dy[:, 1, 0, 0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(dy[:, 0, 0, 0], -dx[:, 1, 0, 0], atol=1e-5, rtol=0)
+    scale = torch.hypot(1 + dx[:, 0, 0, 0], dx[:, 1, 0, 0])  # s = |sR's first column|
+    assert (scale - 1).abs().max() <= KNOWN_SCALE + 1e-6
+    angle = torch.atan2(dx[:, 1, 0, 0], 1 + dx[:, 0, 0, 0])
+    assert angle.abs().max() <= KNOWN_ROTATION + 1e-6
 
 
 def test_flow_losses_train_spynet_alone_towards_the_motion() -> None:

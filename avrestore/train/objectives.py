@@ -258,8 +258,9 @@ class VQFull(VQPrediction):
 class FlowPretraining:
     """A restorer's learned optical-flow network alone (``learned_flow`` in its contract:
     BasicVSR++'s SPyNet), through the model's ``flow_losses`` on the LQ frames aligned with the
-    HQ ones; on validation its end-point error against DIS flow of the clean frames and that of
-    DIS flow on the LQ frames (``epe_dis_lq``: the fixed-flow option's), in feature pixels. One
+    HQ ones; on validation its end-point errors (against DIS flow of the clean frames, and on
+    known motion) beside those of zero flow and of DIS flow on the LQ frames (``epe_zero``,
+    ``epe_dis_lq``: the fixed-flow option's), in feature pixels. One
     process only (``_one_process``). Freeze the rest of the model in the stage: its weights
     get no gradient here, and a stage without ``freeze`` would still spend Adam state on them.
     """
@@ -268,8 +269,10 @@ class FlowPretraining:
         if loss != DEFAULT_LOSS:
             raise ValueError(f"the flow objective trains with its model's flow_losses, not {loss}")
 
-    def losses(self, model: nn.Module, batch: dict, device: torch.device) -> dict[str, Tensor]:
-        """The terms of the model's ``flow_losses`` on ``batch``."""
+    def losses(
+        self, model: nn.Module, batch: dict, device: torch.device, baselines: bool = False
+    ) -> dict[str, Tensor]:
+        """The terms of the model's ``flow_losses`` on ``batch`` (``baselines``: theirs too)."""
         net = _one_process(model, "flow")
         if not restorer_contract(net).learned_flow:
             raise InputError(
@@ -277,16 +280,18 @@ class FlowPretraining:
                 f"this {type(net).__name__} has none"
             )
         hq = batch["hq"].to(device)
-        return net.flow_losses(_centre(batch["lq"], hq.shape[1]).to(device), hq)
+        return net.flow_losses(_centre(batch["lq"], hq.shape[1]).to(device), hq, baselines)
 
     def loss(self, model: nn.Module, batch: dict, device: torch.device) -> Tensor:
         """EPE against the clean frames' DIS flow plus the weighted photometric error."""
         return self.losses(model, batch, device)["total"]
 
     def scores(self, model: nn.Module, batch: dict, device: torch.device) -> dict[str, float]:
-        """``epe``, ``epe_dis_lq`` and ``photometric`` of the batch."""
-        terms = self.losses(model, batch, device)
-        return {k: float(terms[k]) for k in ("epe", "epe_dis_lq", "photometric")}
+        """The batch's EPEs (the prediction's and the baselines'), known-motion EPE and
+        photometric error."""
+        terms = self.losses(model, batch, device, baselines=True)
+        keys = ("epe", "epe_zero", "epe_dis_lq", "epe_known", "photometric")
+        return {k: float(terms[k]) for k in keys}
 
     def preview(self, model: nn.Module, batch: dict, device: torch.device) -> Tensor:
         """A clean frame | the next one warped onto it by the predicted flow | the next one."""
