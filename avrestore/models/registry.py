@@ -77,6 +77,11 @@ REGISTRY: dict[str, ModelSpec] = {
         {"base_filters": 32, "feature_filters": 64, "stages": 3},
         "D-DBPN x4 for CPU training: T = 3, n0 64, nR 32",
     ),
+    "dbpn-tiny": ModelSpec(
+        DBPN,
+        {"base_filters": 16, "feature_filters": 32, "stages": 2},
+        "D-DBPN x4 for real time on a laptop CPU: T = 2, n0 32, nR 16",
+    ),
     "davd-net": ModelSpec(
         DAVDNet,
         {},
