@@ -61,8 +61,8 @@ def restore(
             "Runtime, whichever ran a window faster on this machine (timed once; the first run "
             "also exports the model into ~/.cache/avrestore/onnx, which takes a while), "
             "decoding and encoding in threads beside the model, faces searched for on every "
-            "5th frame instead of every 2nd (a face that appears or moves suddenly is found up "
-            "to 4 frames later), 12 frames restored at a time instead of 64 (a lower latency). "
+            "10th frame instead of every 2nd (a face that appears or moves suddenly is found up "
+            "to 9 frames later), 12 frames restored at a time instead of 64 (a lower latency). "
             "Trades: the output is no longer the default path's bit for bit (the face's PSNR "
             "stays within 0.05 dB of it); --device cpu only.",
         ),

@@ -56,11 +56,12 @@ class RestorePath:
 
 REFERENCE = RestorePath()
 # ``--realtime``: every lever at once. The faster runtime for the model on this machine;
-# decoding and encoding beside the model; faces searched for on every 5th frame, not every
-# 2nd (a face that appears or jumps is found up to 4 frames later); blocks of 12 frames, not
-# 64 (a lower latency at no cost in model time: a block reads its context, it does not restore
-# it again).
-REALTIME = RestorePath(runtime="auto", overlap=True, detect_every=5, block=12)
+# decoding and encoding beside the model; faces searched for on every 10th frame, not every
+# 2nd (a face that appears or jumps is found up to 9 frames later; the tracker interpolates
+# between searches: on two moving-head clips the face's PSNR moved 0.004 dB, BENCHMARKS.md);
+# blocks of 12 frames, not 64 (a lower latency at no cost in model time: a block reads its
+# context, it does not restore it again).
+REALTIME = RestorePath(runtime="auto", overlap=True, detect_every=10, block=12)
 # dB: how far the face's PSNR may move from the reference path's with ``REALTIME``, as
 # tests/test_realtime.py checks on a real clip.
 REALTIME_MAX_PSNR_LOSS = 0.05
