@@ -15,7 +15,7 @@ from avrestore.errors import InputError
 from avrestore.models.contract import AudioInput, RestorerContract
 from avrestore.models.registry import build
 from avrestore.models.spynet import flow_warp
-from avrestore.models.ts_vqgan import TSVQGAN
+from avrestore.models.ts_vqgan import TSVQGAN, ms_ssim_loss_term
 from avrestore.models.vq_restorer import (
     VQRestorer,
     farneback_flow,
@@ -221,3 +221,15 @@ def test_the_restorer_loads_a_trained_vqgan_and_its_own_weights_round_trip(tmp_p
     assert torch.equal(again.vqgan.quantizer.codebook, vqgan.quantizer.codebook)
     with pytest.raises(InputError, match="does not fit this restorer's TS-VQGAN"):
         VQRestorer(vqgan_weights=str(tmp_path / "vqgan.safetensors"))
+
+
+def test_the_ms_ssim_term_is_computed_in_float32_under_bf16_autocast() -> None:
+    # A reconstruction a little off its target: 1 - MS-SSIM is a few hundredths, which bf16
+    # Gaussian means (3 significant digits) would not resolve.
+    x = _texture(128, 128)
+    y = (x + 0.02 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    reference = ms_ssim_loss_term(x, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = ms_ssim_loss_term(x, y)
+    assert under_autocast.dtype == torch.float32
+    assert torch.equal(under_autocast, reference)

@@ -324,10 +324,13 @@ def ms_ssim_loss_term(x: Tensor, y: Tensor) -> Tensor:
     """MS-SSIM (pytorch_msssim: 5 scales, published weights, data range 1, float32) of images
     (N, 3, H, W). pytorch_msssim needs the short side above 16 (window − 1): the Gaussian
     window is 11 taps from 161 px and shrinks (odd) below (7 taps at 128 px); under 49 px, where
-    not even 3 taps fit, single-scale SSIM with an 11-tap window stands in."""
+    not even 3 taps fit, single-scale SSIM with an 11-tap window stands in. Outside autocast:
+    under bf16 its Gaussian convolutions would round the local means to 3 digits, and the
+    term (1 - MS-SSIM is a few hundredths) would be mostly rounding."""
     side = min(x.shape[-2:])
     win = min(11, (side - 1) // 16 + 1)
     win -= 1 - win % 2  # odd
-    if win < 3:
-        return ssim(x.float(), y.float(), data_range=1.0)
-    return ms_ssim(x.float(), y.float(), data_range=1.0, win_size=win)
+    with torch.autocast(x.device.type, enabled=False):
+        if win < 3:
+            return ssim(x.float(), y.float(), data_range=1.0)
+        return ms_ssim(x.float(), y.float(), data_range=1.0, win_size=win)
