@@ -13,7 +13,7 @@ from conftest import run_cli
 from avrestore.bench.report import rounded, table
 from avrestore.cli.bench import parse_only
 from avrestore.errors import InputError
-from avrestore.machine import cpu_model
+from avrestore.machine import cpu_model, native_bf16
 from avrestore.models.registry import REGISTRY
 from avrestore.restore.timing import STAGES
 
@@ -128,3 +128,15 @@ def test_cpu_model_and_rounding(tmp_path: Path) -> None:
     assert cpu_model(info) == "AMD EPYC 7B13"
     assert cpu_model(tmp_path / "absent")  # falls back to the platform's word, never empty
     assert rounded(0.000123456) == 0.0001235 and rounded(1234.5678) == 1235.0
+
+
+def test_native_bf16_reads_the_cpu_flags(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    flags = "fpu avx2 avx512f avx512bw avx512_vnni"
+    info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert not native_bf16(info)  # AVX-512 alone: bf16 is emulated
+    info.write_text(f"processor\t: 0\nflags\t\t: {flags} avx512_bf16\n")
+    assert native_bf16(info)
+    info.write_text("processor\t: 0\nflags\t\t: fpu amx_tile amx_bf16\n")
+    assert native_bf16(info)
+    assert not native_bf16(tmp_path / "absent")

@@ -40,26 +40,13 @@ from avrestore.models.onnx_export import OnnxRestorer
 from avrestore.models.weights import resolve_model
 from avrestore.quality import psnr, video_psnr
 from avrestore.restore.crops import FaceRestorer
-from avrestore.restore.runtime import torch_threads
+from avrestore.restore.runtime import Bf16Autocast, torch_threads
 from avrestore.restore.stream import plan_restoration
 from avrestore.restore.video import speech_windows
 
 SETTINGS = ("fp32", "channels_last", "bf16", "onnx", "compile")
 # compile is left out unless asked for: it takes minutes on a small CPU before its first call.
 DEFAULT_SETTINGS = ("fp32", "channels_last", "bf16", "onnx")
-
-
-class _Autocast(nn.Module):
-    """A restorer run under bf16 autocast on the CPU, its output back in fp32."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model, self.contract = model, restorer_contract(model)
-
-    def forward(self, **inputs: Tensor) -> Tensor:
-        """The model's output, computed in bf16 where autocast allows."""
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return self.model(**inputs).float()
 
 
 def runners(net: nn.Module, names: Sequence[str], threads: int = 1) -> dict[str, nn.Module]:
@@ -71,7 +58,7 @@ def runners(net: nn.Module, names: Sequence[str], threads: int = 1) -> dict[str,
     make: dict[str, Callable[[], nn.Module]] = {
         "fp32": lambda: net,
         "channels_last": lambda: copy.deepcopy(net).to(memory_format=torch.channels_last),
-        "bf16": lambda: _Autocast(net),
+        "bf16": lambda: Bf16Autocast(net),
         "onnx": lambda: OnnxRestorer(net, threads),
         "compile": lambda: torch.compile(net),
     }

@@ -3,9 +3,9 @@ path in one run, with what it does to the output.
 
 ``measure_levers``: whole restores (``restore_video``, the ``car`` task) of a clip (the GRID
 sample: 360x288, a 224² face) compressed at CRF 40 and looped, one per lever: threads, batch,
-ONNX Runtime, decoding and encoding overlapped with the model, detection every k-th frame,
-block length, and ``--realtime``, which combines them. A row: wall seconds and frames per
-second of the whole restore, those of pass 2 alone (the stages after the setup: what a longer
+ONNX Runtime, bf16 autocast, decoding and encoding overlapped with the model, detection every
+k-th frame, block length, and ``--realtime``, which combines them. A row: wall seconds and frames
+per second of the whole restore, those of pass 2 alone (the stages after the setup: what a longer
 video converges to), the CPU seconds per frame of all the process's threads and of the model
 stage, the latency from a frame's decoding to its encoding, and the face's PSNR against the
 original clip, its difference from the reference's, and the PSNR of the output against the
@@ -51,12 +51,15 @@ class Lever:
 
 
 ONNX = RestorePath(runtime="onnx")
+BF16 = RestorePath(runtime="bf16")
 LEVERS = {
     "reference": Lever("PyTorch fp32, 1 thread (reference)"),
     "threads2": Lever("2 threads", threads=2),
     "batch2": Lever("batch of 2 windows", batch=2),
     "onnx": Lever("ONNX Runtime", ONNX),
     "onnx-threads2": Lever("ONNX Runtime, 2 threads", ONNX, threads=2),
+    "bf16": Lever("PyTorch bf16 autocast", BF16),
+    "bf16-threads2": Lever("PyTorch bf16 autocast, 2 threads", BF16, threads=2),
     "overlap": Lever("decode and encode in threads", RestorePath(overlap=True)),
     "detect5": Lever("faces searched every 5th frame", RestorePath(detect_every=5)),
     "detect10": Lever("faces searched every 10th frame", RestorePath(detect_every=10)),

@@ -57,8 +57,9 @@ def restore(
         bool,
         typer.Option(
             "--realtime",
-            help="Every speed lever at once, for the CPU: the model run by PyTorch or by ONNX "
-            "Runtime, whichever ran a window faster on this machine (timed once; the first run "
+            help="Every speed lever at once, for the CPU: the model run by PyTorch in fp32, by "
+            "PyTorch under bf16 autocast (on a CPU with AVX-512 BF16 or AMX) or by ONNX "
+            "Runtime, whichever ran a window fastest on this machine (timed once; the first run "
             "also exports the model into ~/.cache/avrestore/onnx, which takes a while), "
             "decoding and encoding in threads beside the model, faces searched for on every "
             "10th frame instead of every 2nd (a face that appears or moves suddenly is found up "

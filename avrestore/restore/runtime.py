@@ -1,11 +1,13 @@
-"""How a restore runs (``RestorePath``) and what runs its model: eager PyTorch, ONNX Runtime
-on the exported model (``models.onnx_export``), or whichever of the two ran a window faster on
-this machine (``fastest``: timed once, the verdict kept beside the exported model).
+"""How a restore runs (``RestorePath``) and what runs its model: eager PyTorch in fp32 or under
+bf16 autocast, ONNX Runtime on the exported model (``models.onnx_export``), or whichever ran a
+window fastest on this machine (``fastest``: timed once, the verdict kept beside the exported
+model).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import time
@@ -17,13 +19,13 @@ import torch
 from torch import Tensor, nn
 
 from avrestore.errors import InputError
-from avrestore.machine import cpu_model
+from avrestore.machine import cpu_model, native_bf16
 from avrestore.media.files import atomic_path
 from avrestore.models.contract import N_LANDMARKS, RestorerContract, restorer_contract
 from avrestore.models.onnx_export import OnnxRestorer
 from avrestore.restore.stream import BLOCK, TRAINING_CLIPS
 
-RUNTIMES = ("torch", "onnx", "auto")
+RUNTIMES = ("torch", "bf16", "onnx", "auto")
 TIMED_CALLS = 3  # per runtime, after a warm-up call; the fastest counts (others' load is noise)
 
 
@@ -31,8 +33,9 @@ TIMED_CALLS = 3  # per runtime, after a warm-up call; the fastest counts (others
 class RestorePath:
     """How a restore runs; each field is a lever ``benchmarks/realtime.py`` measures.
 
-    ``runtime``: ``torch`` (eager PyTorch), ``onnx`` (ONNX Runtime on the exported model, CPU
-    only) or ``auto`` (``fastest``); ``overlap``: decode and encode in threads of their own
+    ``runtime``: ``torch`` (eager PyTorch, fp32), ``bf16`` (eager PyTorch under bf16 autocast,
+    CPU only), ``onnx`` (ONNX Runtime on the exported model, CPU only) or ``auto``
+    (``fastest``); ``overlap``: decode and encode in threads of their own
     beside the model; ``detect_every``: search every k-th frame for faces (the tracker and the
     box smoothing bridge the rest); ``block``: frames restored at a time (the latency from a
     frame's decoding to its encoding, and the frames held, grow with it).
@@ -48,14 +51,17 @@ class RestorePath:
         if self.runtime not in RUNTIMES:
             raise InputError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
         if self.runtime != "torch" and device.type != "cpu":
-            raise InputError("--realtime runs ONNX Runtime on the CPU; use it with --device cpu")
+            raise InputError(
+                "--realtime runs on the CPU (ONNX Runtime or bf16 autocast); use it with "
+                "--device cpu"
+            )
         for name, value in (("detect_every", self.detect_every), ("block", self.block)):
             if value < 1:
                 raise InputError(f"{name} must be at least 1, got {value}")
 
 
 REFERENCE = RestorePath()
-# ``--realtime``: every lever at once. The faster runtime for the model on this machine;
+# ``--realtime``: every lever at once. The fastest runtime for the model on this machine;
 # decoding and encoding beside the model; faces searched for on every 10th frame, not every
 # 2nd (a face that appears or jumps is found up to 9 frames later; the tracker interpolates
 # between searches: on two moving-head clips the face's PSNR moved 0.004 dB, BENCHMARKS.md);
@@ -94,13 +100,30 @@ def window_inputs(contract: RestorerContract, audio: bool) -> dict[str, Tensor]:
     return inputs
 
 
+class Bf16Autocast(nn.Module):
+    """A restorer run by PyTorch under bf16 autocast on the CPU (the ``bf16`` runtime), its
+    output back in fp32. What autocast keeps in fp32 stays so, and so do the parts our models
+    take out of it (sampling positions, codebook distances)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model, self.contract = model, restorer_contract(model)
+
+    def forward(self, **inputs: Tensor) -> Tensor:
+        """The model's output, computed in bf16 where autocast allows."""
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.model(**inputs).float()
+
+
 def model_runner(net: nn.Module, runtime: str, audio: bool) -> nn.Module:
-    """What runs ``net`` for ``runtime`` on torch's current thread count: ``net`` itself, its
-    ``OnnxRestorer``, or whichever of the two is faster here (``auto``). For ONNX Runtime the
-    session is opened now (the model exported, or found in the cache) for the inputs a video
-    with (``audio``) or without speech gives."""
+    """What runs ``net`` for ``runtime`` on torch's current thread count: ``net`` itself, it
+    under bf16 autocast, its ``OnnxRestorer``, or whichever is fastest here (``auto``). For
+    ONNX Runtime the session is opened now (the model exported, or found in the cache) for the
+    inputs a video with (``audio``) or without speech gives."""
     if runtime == "torch":
         return net
+    if runtime == "bf16":
+        return Bf16Autocast(net)
     inputs = window_inputs(restorer_contract(net), audio)
     threads = torch.get_num_threads()
     if runtime == "auto":
@@ -127,25 +150,42 @@ def _best_seconds(runs: Mapping[str, Callable[[], object]], threads: int) -> dic
     return {name: min(t) for name, t in times.items()}
 
 
+def _runs(runner: nn.Module, inputs: Mapping[str, Tensor]) -> bool:
+    """Whether ``runner`` runs on this CPU: a layer with no kernel here raises (oneDNN has no
+    bf16 LSTM on some CPUs)."""
+    try:
+        with torch.inference_mode():
+            runner(**inputs)
+    except RuntimeError:
+        return False
+    return True
+
+
 def fastest(
     model: nn.Module, inputs: Mapping[str, Tensor], threads: int, cache: Path | None = None
 ) -> nn.Module:
-    """``model`` or its ``OnnxRestorer`` on ``threads`` threads, whichever ran one window of
-    inputs like ``inputs`` faster on this machine. Both are timed the first time (the ONNX
-    export, then a few windows each) and the verdict is kept in the ONNX cache under the
-    model, the inputs, the threads, the CPU and ONNX Runtime's version; removing that file
-    times them again."""
+    """``model`` in fp32, under bf16 autocast, or its ``OnnxRestorer``, on ``threads`` threads:
+    whichever ran one window of inputs like ``inputs`` fastest on this machine. bf16 competes
+    only on a CPU that computes it natively (``machine.native_bf16``: emulated it is tens of
+    times slower, and timing it would cost minutes) and where the model runs in it. All are
+    timed the first time (the ONNX export, then a few windows each) and the verdict is kept in
+    the ONNX cache under the model, the inputs, the threads, the CPU, ONNX Runtime's version
+    and the runtimes that competed; removing that file times them again."""
     import onnxruntime  # loaded by the session anyway
 
     onnx = OnnxRestorer(model, threads, cache)
+    offered = {"torch": model, "onnx": onnx}
+    if native_bf16():
+        offered["bf16"] = Bf16Autocast(model)
     exported = onnx.exported(inputs)
-    key = [exported.stem, str(threads), cpu_model(), onnxruntime.__version__]
+    key = [exported.stem, str(threads), cpu_model(), onnxruntime.__version__, *offered]
     verdict = onnx.cache / f"{hashlib.sha256('|'.join(key).encode()).hexdigest()[:32]}.json"
     if not verdict.is_file():
+        runners = {n: r for n, r in offered.items() if n != "bf16" or _runs(r, inputs)}
         with torch.inference_mode():
-            runs = {"torch": lambda: model(**inputs), "onnx": lambda: onnx(**inputs)}
+            runs = {n: functools.partial(r, **inputs) for n, r in runners.items()}
             seconds = _best_seconds(runs, threads)
         with atomic_path(verdict) as tmp:
             tmp.write_text(json.dumps(seconds) + "\n")
     seconds = json.loads(verdict.read_text())
-    return onnx if seconds["onnx"] < seconds["torch"] else model
+    return offered[min(seconds, key=seconds.__getitem__)]  # the first of equals: torch
