@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
 from conftest import PREPARED_SIZE, TINY_GAVN, run_cli
@@ -21,6 +22,7 @@ from avrestore.evaluate.run import evaluate
 from avrestore.leaderboard import LEVELS
 from avrestore.leaderboard.checkpoints import sha256_file
 from avrestore.leaderboard.plot import HEIGHT, WIDTH, _linear_axis, _log_axis
+from avrestore.leaderboard.run import clip_digest
 from avrestore.models.complexity import measure
 from avrestore.models.registry import build
 from avrestore.models.weights import save_model
@@ -221,3 +223,23 @@ def test_a_json_that_is_no_cache_is_not_overwritten(
     assert r.returncode == 2 and "is not a leaderboard cache" in r.stderr, r.stderr
     assert other.read_text() == '{"psnr": 30}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_a_clip_prepared_again_alike_keeps_its_digest_and_a_moved_box_changes_it(
+    data: Path, tmp_path: Path
+) -> None:
+    folder = next(p for p in (data / "clips").iterdir() if (p / "meta.json").is_file())
+    again = tmp_path / folder.name
+    shutil.copytree(folder, again)
+    assert clip_digest(again) == clip_digest(folder)
+    meta = json.loads((again / "meta.json").read_text())
+    meta["seconds"] += 12.5  # another machine's preparing time
+    (again / "meta.json").write_text(json.dumps(meta))
+    assert clip_digest(again) == clip_digest(folder)
+    boxes = np.load(again / "boxes.npy")
+    np.save(again / "boxes.npy", boxes + 1)  # one pixel: other crops
+    assert clip_digest(again) != clip_digest(folder)
+    np.save(again / "boxes.npy", boxes)
+    meta["fps"] = 30.0
+    (again / "meta.json").write_text(json.dumps(meta))
+    assert clip_digest(again) != clip_digest(folder)

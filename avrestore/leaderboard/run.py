@@ -4,6 +4,7 @@ clips and frames, each result kept in its own cache entry."""
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from dataclasses import dataclass
 from datetime import date
@@ -131,14 +132,35 @@ def _note(message: str) -> None:
     print(f"avrestore: leaderboard: {message}", file=sys.stderr, flush=True)
 
 
+# What a prepared clip's scores depend on, besides its meta.json: the HQ crops, the speech,
+# the teacher landmarks and the crop boxes (the source protocol cuts its copy with them).
+CLIP_FILES = ("face.mp4", "audio.wav", "landmarks.npy", "boxes.npy")
+# meta.json keys that describe the preparing, not the clip: left out of the digest.
+MACHINE_KEYS = ("seconds",)
+
+
+def clip_digest(folder: Path) -> str:
+    """SHA-256 of a prepared clip's name, its meta.json (but for ``MACHINE_KEYS``) and its
+    ``CLIP_FILES`` that exist: the same for the same data prepared again, on any machine; new
+    when a crop box, a frame or the audio changes (a preparation on another CPU can move a
+    face box, and the input's PSNR with it: seen 26.63 -> 26.67 dB on the test speakers)."""
+    meta = json.loads(existing_file(folder / "meta.json").read_text())
+    kept = {k: v for k, v in meta.items() if k not in MACHINE_KEYS}
+    digest = hashlib.sha256(folder.name.encode() + b"\0")
+    digest.update(json.dumps(kept, sort_keys=True).encode() + b"\0")
+    for name in CLIP_FILES:
+        if (folder / name).is_file():
+            digest.update(name.encode() + b"\0" + bytes.fromhex(sha256_file(folder / name)))
+    return digest.hexdigest()
+
+
 def _settings(options: Options) -> Settings:
-    """The run's settings; the clips named by their ids and metadata, so that a folder
-    prepared again differently (other clips, frame counts or size) is evaluated again."""
+    """The run's settings; the clips named by their content (``clip_digest``), so that a folder
+    prepared again differently (other clips, boxes, frames or size) is evaluated again."""
     clip_set = select_clips(options.data, options.clips, options.max_frames)
     digest = hashlib.sha256()
     for folder in clip_set.folders:
-        digest.update(folder.name.encode() + b"\0")
-        digest.update(existing_file(folder / "meta.json").read_bytes() + b"\0")
+        digest.update(clip_digest(folder).encode())
     niqe = None if options.niqe is None else sha256_file(existing_file(options.niqe))
     return Settings(digest.hexdigest(), options.max_frames, options.every, niqe)
 
