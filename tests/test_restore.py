@@ -432,7 +432,10 @@ def test_output_equal_to_input_is_refused_in_one_line(
         ({"device": "tpu"}, "--device must be cpu or cuda"),
         ({"batch": 0}, "--batch must be at least 1"),
         ({"threads": 0}, "--threads must be at least 1"),
-        ({"path": RestorePath(runtime="tensorflow")}, "runtime must be one of torch, onnx"),
+        (
+            {"path": RestorePath(runtime="tensorflow")},
+            "runtime must be one of torch, bf16, onnx, auto",
+        ),
         ({"path": RestorePath(detect_every=0)}, "detect_every must be at least 1"),
         ({"model": "landmarks"}, "not a face restoration model"),
         ({"landmark_model": "gavn"}, "not a landmark network"),
