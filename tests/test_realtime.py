@@ -28,6 +28,7 @@ from avrestore.restore.runtime import (
     REALTIME,
     REALTIME_MAX_PSNR_LOSS,
     Bf16Autocast,
+    _best_seconds,
     fastest,
     model_runner,
     window_inputs,
@@ -183,3 +184,14 @@ def test_realtime_is_documented_and_bad_threads_are_one_line(
     with pytest.raises(InputError, match="runs on the CPU"):
         REALTIME.check(torch.device("cuda"))  # (the check itself needs no CUDA device)
     REALTIME.check(torch.device("cpu"))
+
+
+def test_a_runtime_this_cpu_cannot_run_is_left_out_only_if_optional() -> None:
+    def no_kernel() -> None:
+        raise RuntimeError("no bf16 kernel for LSTM here")
+
+    runs = {"torch": lambda: sum(range(1000)), "bf16": no_kernel}
+    seconds = _best_seconds(runs, threads=1, optional=("bf16",))
+    assert set(seconds) == {"torch"} and seconds["torch"] >= 0
+    with pytest.raises(RuntimeError, match="no bf16 kernel"):
+        _best_seconds(runs, threads=1)

@@ -11,7 +11,7 @@ import functools
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,32 +133,32 @@ def model_runner(net: nn.Module, runtime: str, audio: bool) -> nn.Module:
     return runner
 
 
-def _best_seconds(runs: Mapping[str, Callable[[], object]], threads: int) -> dict[str, float]:
+def _best_seconds(
+    runs: Mapping[str, Callable[[], object]], threads: int, optional: Collection[str] = ()
+) -> dict[str, float]:
     """The fastest of ``TIMED_CALLS`` calls of each of ``runs``, after an untimed one each
-    (which allocates, and opens an ONNX session). The runs take turns, so that a load coming
-    and going weighs on each alike; on one thread the calling thread's CPU seconds are timed
-    (the work runs in it, and another job's load does not count), else the wall clock's."""
+    (which allocates, and opens an ONNX session). A run named in ``optional`` whose untimed
+    call raises (a layer with no kernel on this CPU: oneDNN has no bf16 LSTM on some) is left
+    out. The runs take turns, so that a load coming and going weighs on each alike; on one
+    thread the calling thread's CPU seconds are timed (the work runs in it, and another job's
+    load does not count), else the wall clock's."""
     clock = time.thread_time if threads == 1 else time.perf_counter
-    for run in runs.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
+    usable = {}
+    for name, run in runs.items():
+        try:
+            run()
+        except RuntimeError:
+            if name not in optional:
+                raise
+            continue
+        usable[name] = run
+    times: dict[str, list[float]] = {name: [] for name in usable}
     for _ in range(TIMED_CALLS):
-        for name, run in runs.items():
+        for name, run in usable.items():
             start = clock()
             run()
             times[name].append(clock() - start)
     return {name: min(t) for name, t in times.items()}
-
-
-def _runs(runner: nn.Module, inputs: Mapping[str, Tensor]) -> bool:
-    """Whether ``runner`` runs on this CPU: a layer with no kernel here raises (oneDNN has no
-    bf16 LSTM on some CPUs)."""
-    try:
-        with torch.inference_mode():
-            runner(**inputs)
-    except RuntimeError:
-        return False
-    return True
 
 
 def fastest(
@@ -181,10 +181,9 @@ def fastest(
     key = [exported.stem, str(threads), cpu_model(), onnxruntime.__version__, *offered]
     verdict = onnx.cache / f"{hashlib.sha256('|'.join(key).encode()).hexdigest()[:32]}.json"
     if not verdict.is_file():
-        runners = {n: r for n, r in offered.items() if n != "bf16" or _runs(r, inputs)}
         with torch.inference_mode():
-            runs = {n: functools.partial(r, **inputs) for n, r in runners.items()}
-            seconds = _best_seconds(runs, threads)
+            runs = {n: functools.partial(r, **inputs) for n, r in offered.items()}
+            seconds = _best_seconds(runs, threads, optional=("bf16",))
         with atomic_path(verdict) as tmp:
             tmp.write_text(json.dumps(seconds) + "\n")
     seconds = json.loads(verdict.read_text())
