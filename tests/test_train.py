@@ -22,7 +22,8 @@ from avrestore.models.registry import build
 from avrestore.models.weights import read_metadata, save_model
 from avrestore.train.checkpoint import load_state
 from avrestore.train.config import apply_overrides
-from avrestore.train.loop import optimiser_for, train
+from avrestore.train.loop import train
+from avrestore.train.optim import optimiser_for
 from avrestore.train.plan import Position, locate, stage_start
 from avrestore.train.sampler import EpochSampler
 from avrestore.train.schema import parse_stages

@@ -195,15 +195,15 @@ def test_dataset_audio_is_what_the_model_contract_reads(prepared_root: Path) -> 
 MISFITS = [
     (
         "ts-vqgan-small",
-        {"patch": 40},
+        {"patch": 36},
         ["encoder"],  # freezing part of it is allowed
-        "ts-vqgan-small trains on frames whose sides are multiples of 16, not data.patch 40",
+        "ts-vqgan-small trains on frames whose sides are multiples of 8, not data.patch 36",
     ),
     (
         "ts-vqgan-small",
-        {"val_patch": 40},
+        {"val_patch": 36},
         [],
-        "ts-vqgan-small trains on frames whose sides are multiples of 16, not data.val_patch 40",
+        "ts-vqgan-small trains on frames whose sides are multiples of 8, not data.val_patch 36",
     ),
     (
         "vq-restorer-small",

@@ -104,7 +104,7 @@ def test_contract_sizes_and_audio_windows_of_80_coefficients() -> None:
         crop_size=224,
         audio=AudioInput(window=21, n_mfcc=80, rate=16000),
         ablations=("audio", "modulation", "smoothing"),
-        train_multiple=16,
+        train_multiple=8,  # the 28 x 28 code grid of ts-vqgan-small (f = 8)
         frozen=("vqgan.",),
     )
     assert model.vqgan.n_codes == 512 and model.vqgan.z_dim == 64

@@ -24,7 +24,7 @@ from avrestore.models.edvr import EDVR
 from avrestore.models.gavn import GAVN
 from avrestore.models.landmark_net import LandmarkNet
 from avrestore.models.ts_vqgan import TSVQGAN
-from avrestore.models.vq_restorer import PAPER_VQGAN, VQRestorer
+from avrestore.models.vq_restorer import PAPER_VQGAN, SMALL_VQGAN, VQRestorer
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,8 @@ REGISTRY: dict[str, ModelSpec] = {
     ),
     "ts-vqgan-small": ModelSpec(
         TSVQGAN,
-        {},
-        "TS-VQGAN for CPU training: ch 32, 3-frame attention at 14x14, 512 x 64-D EMA codes",
+        {"ch_mult": SMALL_VQGAN["ch_mult"]},
+        "TS-VQGAN sized for the CPU: ch 32, 3-frame attention at 28x28, 512 x 64-D EMA codes",
     ),
     "vq-restorer": ModelSpec(
         VQRestorer,

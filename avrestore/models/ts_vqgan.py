@@ -7,26 +7,31 @@ A clip of T frames (T = 3 in training) in [0, 1]:
 
 - ``Encoder``, per frame: conv3x3 to ``ch``, then one level per entry of ``ch_mult`` with
   ``enc_blocks`` ``ResBlock`` (GroupNorm, SiLU, conv3x3, taming's) each and a stride-2 conv
-  between levels (224 → 112 → 56 → 28 → 14 with five levels); the middle is ResBlock,
-  ``TemporalSelfAttention`` over the T x 14 x 14 latent positions of the clip, ResBlock;
+  between levels (224 → 112 → 56 → 28 → 14 with five levels, → 28 with four); the middle is
+  ResBlock, ``TemporalSelfAttention`` over the T x h x w latent positions of the clip, ResBlock;
   GroupNorm, SiLU and conv3x3 to the code dimension d;
 - ``VectorQuantizer``: K codes of d dimensions, EMA updates, dead-code restart, k-means
   initialisation after an autoencoder warm-up (``vector_quantizer``);
 - ``Decoder``, the mirror: conv3x3 from d, the middle (ResBlock, attention, ResBlock), one
   level per ``ch_mult`` entry from the coarsest with ``dec_blocks`` ResBlocks and nearest
   x2 + conv3x3 between, GroupNorm, SiLU, conv3x3 to RGB. ``decode`` returns the features of
-  every level (at 1/16 .. 1/1 of the frame) and takes a hook that may change them, where the
+  every level (at 1/f .. 1/1 of the frame) and takes a hook that may change them, where the
   restorer's fidelity modulation (its eq. 5) acts.
 
 Readings (PGTFormer's option file is at 512² with 3-D *window* attention, 4x4x3 windows, at three
 resolutions and in the middle, ch_mult [1,2,4,4,8], 1024 x 512-D codes):
 
-- Attention is full over the clip's T·h·w latent tokens (588 at 14 x 14 x 3), single-head, no
-  positional embedding (CodeFormer's ``AttnBlock`` over time as well as space), in the middle
-  of encoder and decoder only: at 14 x 14 one window covers the whole grid anyway, and without
-  a positional embedding a model trained on 128² crops (8 x 8 x 3 tokens) runs on 224².
-- Widths and depths: ``ts-vqgan-small`` ch 32, ch_mult (1,2,2,4,4), d 64, K 512; the
-  paper-scale ``ts-vqgan`` ch 64, d 256, K 1024 (same levels: 14 x 14 codes at 224).
+- Attention is full over the clip's T·h·w latent tokens (588 at 14 x 14 x 3, 2,352 at
+  28 x 28 x 3), single-head, no positional embedding (CodeFormer's ``AttnBlock`` over time as
+  well as space), in the middle of encoder and decoder only, and without a positional
+  embedding a model trained on 128² crops runs on 224².
+- Widths and depths: the paper-scale ``ts-vqgan`` ch 64, ch_mult (1,2,2,4,4), d 256, K 1024:
+  14 x 14 codes at 224, as design/peers.md §3 sizes it. ``ts-vqgan-small`` ch 32, d 64, K 512
+  and one level fewer, ch_mult (1,2,2,4): **28 x 28 codes** (f = 8). Measured, same recipe and
+  data, trained on one GPU (tools/device_vqgan.py): f = 16 reconstructs the test speakers'
+  clean crops at 23.69 dB after 5,695 steps, f = 8 at 26.80 dB after 3,218 (the CRF-45 input
+  is at 26.67): 512 codes of 16 x 16 pixels cannot draw a face as well as its input, and the
+  decoder's output is this restorer's ceiling (weights/ts-vqgan-small.md).
 - Frames are mapped to [-1, 1] inside (taming's range) and back; the output is not clamped.
 - Training (``losses``): L1 + 0.2·(1 − MS-SSIM) + β‖z_e − sg[e]‖², β = 0.25. PGTFormer adds
   LPIPS and a hinge GAN; no LPIPS/VGG weights are available offline and a GAN is out of reach

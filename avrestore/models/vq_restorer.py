@@ -102,7 +102,8 @@ from avrestore.models.ts_vqgan import CLIP_FRAMES, TSVQGAN
 GAMMA = 0.7  # eq. 4's smoothing factor (the paper's choice among 0.5-0.9)
 PAPER_MFCC = 80  # the paper's MFCC dimension
 PAPER_MFCC_STEPS = 5  # M_i: 5 consecutive 10 ms steps per frame
-SMALL_VQGAN: dict[str, Any] = {"ch": 32, "ch_mult": [1, 2, 2, 4, 4], "z_dim": 64, "n_codes": 512}
+# ts-vqgan-small's: 28 x 28 codes at 224 (f = 8; the reason is in ts_vqgan's docstring).
+SMALL_VQGAN: dict[str, Any] = {"ch": 32, "ch_mult": [1, 2, 2, 4], "z_dim": 64, "n_codes": 512}
 PAPER_VQGAN: dict[str, Any] = {"ch": 64, "ch_mult": [1, 2, 2, 4, 4], "z_dim": 256, "n_codes": 1024}
 
 

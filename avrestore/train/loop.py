@@ -35,6 +35,7 @@ from avrestore.train.checkpoint import (
 from avrestore.train.data import Contract, build_datasets, stage_contracts
 from avrestore.train.distributed import Dist, close_distributed, init_distributed
 from avrestore.train.objectives import OBJECTIVES, mean_scores
+from avrestore.train.optim import optimiser_for
 from avrestore.train.plan import locate, stage_start, total_steps
 from avrestore.train.sampler import EpochSampler
 from avrestore.train.schema import (
@@ -88,21 +89,6 @@ def _init_from(model: nn.Module, path: str) -> list[str]:
     if missing:
         raise InputError(f"{p} does not fit the stage's model: it lacks {missing[0]}")
     return sorted({".".join(k.split(".")[:2]) for k in unexpected})
-
-
-def optimiser_for(model: nn.Module, stage: Stage, steps: int) -> tuple[Any, Any]:
-    """Adam over the stage's unfrozen parameters and its learning-rate schedule."""
-    for name, p in model.named_parameters():
-        p.requires_grad_(not name.startswith(stage.freeze))
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise InputError(f"stage {stage.name} freezes every parameter of its model")
-    opt = torch.optim.Adam(params, lr=stage.lr, betas=(0.9, 0.999))
-    if stage.schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=stage.min_lr)
-    else:
-        sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
-    return opt, sched
 
 
 def _autocast(precision: str, device: torch.device) -> torch.autocast:
