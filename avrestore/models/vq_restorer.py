@@ -30,8 +30,9 @@ Readings where the paper leaves a choice or contradicts itself (design/peers.md 
 
 - Eq. 3's output: the paper pools "along spatial dimensions" to one vector and one index per
   frame, which cannot drive a decoder that needs a code per latent position. Here the centre
-  frame's features are average-pooled to the code grid (4 x 4 cells per code: HOG cell 4, VQGAN
-  factor 16) and classified per position by a 1x1 conv.
+  frame's features are average-pooled to the code grid (f/4 x f/4 HOG cells per code: 4 x 4 for
+  the paper-scale TS-VQGAN's f = 16, 2 x 2 for ts-vqgan-small's f = 8) and classified per
+  position by a 1x1 conv.
 - Each predicted frame's 3D-CNN sees exactly its own window f_{i-Δ..i+Δ} (zero padding at the
   window's temporal ends), as the paper's "access 5 consecutive frames per prediction step";
   the three windows of a 7-frame input are run as three batch items.
