@@ -1,21 +1,20 @@
 """A small registry of real sample clips, checked by sha256, for the demo and tests.
 
-A sample is looked up in ``$AVRESTORE_SAMPLES`` first (a folder that already holds it, as
+A sample is looked up in ``$AVRESTORE_SAMPLES`` (a folder that already holds it, as
 ``../shared/data/talking_heads`` does here), then in the user cache
-(``$XDG_CACHE_HOME/avrestore/samples``), and only then fetched from its upstream URL into
-that cache. A checksum mismatch is an error, never a warning.
+(``$XDG_CACHE_HOME/avrestore/samples``). Nothing is downloaded at run time: the upstream URL
+is recorded for provenance and for the error that says where to fetch it by hand. A checksum
+mismatch is an error, never a warning.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from avrestore.errors import InputError
-from avrestore.media.files import atomic_path, user_cache
+from avrestore.media.files import sha256_file, user_cache
 
 
 @dataclass(frozen=True)
@@ -54,17 +53,8 @@ SAMPLES: dict[str, Sample] = {
 DEFAULT_SAMPLE = "grid_bbaf2n.mpg"
 
 
-def sha256_of(path: Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _verified(path: Path, sample: Sample) -> Path:
-    digest = sha256_of(path)
+    digest = sha256_file(path)
     if digest != sample.sha256:
         raise InputError(
             f"sample {path} has sha256 {digest}, expected {sample.sha256}; remove it and retry"
@@ -72,8 +62,9 @@ def _verified(path: Path, sample: Sample) -> Path:
     return path
 
 
-def sample_path(name: str = DEFAULT_SAMPLE, download: bool = True) -> Path:
-    """Return the local path of a registered sample, fetching it into the cache if allowed."""
+def sample_path(name: str = DEFAULT_SAMPLE) -> Path:
+    """Return the local path of a registered sample: ``$AVRESTORE_SAMPLES`` first, then the user
+    cache. Nothing is fetched at run time: a missing sample is an error that names its URL."""
     if name not in SAMPLES:
         raise InputError(f"unknown sample {name!r}; known: {', '.join(sorted(SAMPLES))}")
     sample = SAMPLES[name]
@@ -83,16 +74,7 @@ def sample_path(name: str = DEFAULT_SAMPLE, download: bool = True) -> Path:
     cached = user_cache("samples") / name
     if cached.is_file():
         return _verified(cached, sample)
-    if not download:
-        raise InputError(f"sample {name} not found; set AVRESTORE_SAMPLES to a folder holding it")
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_path(cached) as tmp:
-            urllib.request.urlretrieve(sample.url, tmp)
-            _verified(tmp, sample)
-    except OSError as e:
-        raise InputError(
-            f"cannot fetch sample {name} from {sample.url} ({e}); "
-            "set AVRESTORE_SAMPLES to a folder that holds it"
-        ) from None
-    return cached
+    raise InputError(
+        f"sample {name} not found: set AVRESTORE_SAMPLES to a folder that holds it, or save "
+        f"{sample.url} as {cached}"
+    )

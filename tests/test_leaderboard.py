@@ -20,9 +20,9 @@ from avrestore.cli.app import app
 from avrestore.evaluate.report import COLUMNS
 from avrestore.evaluate.run import evaluate
 from avrestore.leaderboard import LEVELS
-from avrestore.leaderboard.checkpoints import sha256_file
 from avrestore.leaderboard.plot import HEIGHT, WIDTH, _linear_axis, _log_axis
 from avrestore.leaderboard.run import clip_digest
+from avrestore.media.files import sha256_file
 from avrestore.models.complexity import measure
 from avrestore.models.registry import build
 from avrestore.models.weights import save_model

@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from avrestore.leaderboard.checkpoints import sha256_file
+from avrestore.media.files import sha256_file
 from avrestore.media.video import iter_frames, probe
 from avrestore.models.registry import build
 from avrestore.models.weights import WEIGHTS_DIR, save_model

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from avrestore.errors import InputError
+from avrestore.media.files import sha256_file
 from avrestore.models.weights import read_metadata
 
 
@@ -18,15 +18,6 @@ class Checkpoint:
     path: Path
     task: str
     sha256: str
-
-
-def sha256_file(path: Path) -> str:
-    """The hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def find_checkpoints(weights_dir: Path) -> dict[str, list[Checkpoint]]:

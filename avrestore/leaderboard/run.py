@@ -28,8 +28,8 @@ from avrestore.leaderboard.cache import (
     load_entries,
     save_entries,
 )
-from avrestore.leaderboard.checkpoints import Checkpoint, sha256_file
-from avrestore.media.files import existing_file
+from avrestore.leaderboard.checkpoints import Checkpoint
+from avrestore.media.files import existing_file, sha256_file
 from avrestore.metrics.clip import MetricResources
 from avrestore.models.complexity import measure
 from avrestore.models.contract import restorer_contract

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import secrets
@@ -41,6 +42,15 @@ def check_output(output: str | os.PathLike, *inputs: str | os.PathLike) -> Path:
     if out.is_dir():
         raise InputError(f"output is a folder: {out}")
     return out
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def user_cache(*parts: str) -> Path:
