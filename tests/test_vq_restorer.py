@@ -233,3 +233,23 @@ def test_the_ms_ssim_term_is_computed_in_float32_under_bf16_autocast() -> None:
         under_autocast = ms_ssim_loss_term(x, y)
     assert under_autocast.dtype == torch.float32
     assert torch.equal(under_autocast, reference)
+
+
+def test_hog_codes_are_blind_to_brightness_and_lq_latent_codes_are_not() -> None:
+    """Eq. 2's HOG features ignore a uniform brightness shift, so the faithful predictor gives
+    the same logits for a darker face; ``lq_latent`` adds the encoder's view of the degraded
+    frames, which sees it (the reason the variant exists)."""
+    torch.manual_seed(0)
+    frames = torch.stack([_texture(32, 32, seed=k)[0] * 0.6 + 0.2 for k in range(7)])[None]
+    darker = frames - 0.15
+    for lq_latent, same in ((False, True), (True, False)):
+        torch.manual_seed(1)
+        model = VQRestorer(**TINY, lq_latent=lq_latent).eval()
+        width = model.predictor.cnn[0].in_channels
+        assert width == 2 * 8 + (TINY_VQGAN["z_dim"] if lq_latent else 0)
+        with torch.no_grad():
+            logits = [
+                model.code_logits(*model.encode_inputs(x, None, None), x) for x in (frames, darker)
+            ]
+        assert logits[0].shape == (1, 3, 16, 2, 2)
+        assert torch.allclose(logits[0], logits[1], atol=1e-5) == same

@@ -45,7 +45,10 @@ Readings where the paper leaves a choice or contradicts itself (design/peers.md 
   (31 → d → d, ReLU between). h: BatchNorm over each MFCC coefficient (c0, the log energy,
   dwarfs the rest), then one Linear(5·80 → d).
 - The paper's "we input the aligned frames into the pre-trained TS-VQGAN encoder" is not used
-  by eq. 2; the encoder serves only to make the target codes of the clean frames.
+  by eq. 2; the encoder serves only to make the target codes of the clean frames. ``lq_latent``
+  (not the paper's; design/peers.md §3.6 offers it as the stronger variant) adds the frozen
+  encoder's output of the degraded frames to eq. 2's features, repeated to the HOG cells: HOG
+  is blind to colour and brightness, the encoder's latent is not.
 - Audio of the context frames: a caller gives, per restored frame, a window of 21 MFCC steps
   (the contract's ``AudioInput(21, 80)``); M_i of frame i is its 5 centre steps, and M of a
   context frame i ± k is the 5 steps centred k·``steps_per_frame`` (4 at 25 fps: 40 ms / 10 ms)
@@ -309,6 +312,7 @@ class VQRestorer(nn.Module):
         fidelity_factors: tuple[int, ...] = (8, 4, 2),
         fidelity_channels: int = 32,
         fidelity_lq: bool = False,
+        lq_latent: bool = False,
         gamma: float = GAMMA,
         crop_size: int = 224,
     ) -> None:
@@ -330,8 +334,10 @@ class VQRestorer(nn.Module):
         d = feature_dim
         self.hog_encoder = HOGEncoder(d)  # g
         self.audio_proj = AudioProjection(mfcc_steps, n_mfcc, d) if use_audio else None  # h
+        self.lq_latent = lq_latent
+        c_in = 2 * d + (self.vqgan.z_dim if lq_latent else 0)
         self.predictor = CodePredictor(
-            2 * d, cnn_channels, self.vqgan.n_codes, self.size_multiple // CELL, temporal
+            c_in, cnn_channels, self.vqgan.n_codes, self.size_multiple // CELL, temporal
         )
         widths = dict(zip(self.vqgan.decoder.factors, self.vqgan.decoder.widths, strict=True))
         unknown = set(fidelity_factors) - set(widths)
@@ -424,11 +430,22 @@ class VQRestorer(nn.Module):
             h = h * audio_mask.to(h.dtype)[:, None, None]
         return z_l, h
 
-    def code_logits(self, z_l: Tensor, h: Tensor | None) -> Tensor:
-        """Eqs. 2-3: logits (B, T_out, K, h, w) of the restored frames' codes."""
+    def lq_latent_map(self, frames: Tensor) -> Tensor:
+        """The frozen encoder's z_e (B, T_in, d_z, H/4, W/4) of the degraded frames, repeated
+        from the code grid to the HOG cells: what ``lq_latent`` adds to eq. 2's features."""
+        with torch.no_grad():
+            z = self.vqgan.encode(frames)
+        r = self.size_multiple // CELL
+        return z.repeat_interleave(r, -2).repeat_interleave(r, -1)
+
+    def code_logits(self, z_l: Tensor, h: Tensor | None, frames: Tensor) -> Tensor:
+        """Eqs. 2-3: logits (B, T_out, K, h, w) of the restored frames' codes; ``frames``, the
+        degraded ones, are read with ``lq_latent`` only."""
         b, t_in = z_l.shape[:2]
         audio = torch.zeros_like(z_l) if h is None else h[..., None, None].expand_as(z_l)
         f = torch.cat((z_l, audio), 2)  # eq. 2, (B, T_in, 2d, h, w)
+        if self.lq_latent:
+            f = torch.cat((f, self.lq_latent_map(frames).to(f.dtype)), 2)
         t_out, span = t_in - 2 * self.delta, 2 * self.delta + 1
         windows = torch.stack([f[:, i : i + span] for i in range(t_out)], 1)
         logits = self.predictor(windows.flatten(0, 1).transpose(1, 2))  # eq. 3
@@ -490,7 +507,7 @@ class VQRestorer(nn.Module):
         fl = fl.unflatten(0, flows.shape[:3])
         z_l, hm = self.encode_inputs(x, audio, audio_mask)
         centre = slice(self.delta, self.delta + self.frames_out)
-        z_q = self.lookup(self.code_logits(z_l, hm))
+        z_q = self.lookup(self.code_logits(z_l, hm, x))
         out = self.draw(z_q, None if hm is None else hm[:, centre], fl, x[:, centre])
         if not self.training and not self.smoothing_off:
             out = smooth_window(out, fl, self.gamma)  # eq. 4, inference only
@@ -525,7 +542,7 @@ class VQRestorer(nn.Module):
             raise ValueError(f"training frames must be multiples of {s}, hq (B, 3, 3, H, W)")
         target = self.vqgan.codes(hq)  # the clean frames' codes, (B, 3, h, w)
         z_l, hm = self.encode_inputs(frames, audio, audio_mask)
-        logits = self.code_logits(z_l, hm)
+        logits = self.code_logits(z_l, hm, frames)
         ce = F.cross_entropy(logits.flatten(0, 1), target.flatten(0, 1))
         centre = slice(self.delta, self.delta + self.frames_out)
         align = self._alignment(z_l[:, centre], hm, audio_neg, audio_mask, weights.margin)
