@@ -51,3 +51,20 @@ def test_training_batch_is_a_patch_of_three_consecutive_frames() -> None:
     first = (batch[:, :, 0, 0, 0] * 255).round()
     assert ((first[:, 1] - first[:, 0]) == 1).all() and ((first[:, 2] - first[:, 1]) == 1).all()
     assert set(first[:, 0].tolist()) <= {0.0, 3.0}
+
+
+def test_stages_are_the_recipe_of_the_cpu_config() -> None:
+    warmup, vq = _tool()._stages(_tool().CONFIG)
+    assert (warmup.name, warmup.lr, warmup.schedule, warmup.quantize) == (
+        "warmup",
+        2e-4,
+        "constant",
+        False,
+    )
+    assert (vq.name, vq.lr, vq.schedule, vq.min_lr, vq.quantize) == (
+        "vq",
+        1e-4,
+        "cosine",
+        1e-5,
+        True,
+    )

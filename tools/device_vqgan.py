@@ -7,9 +7,10 @@ at a larger batch and as many steps as a wall-clock budget allows.
                  of bytes and offsets: the device machine decodes them with OpenCV. JPEG is
                  the one deviation from the trainer's data; its error is printed (PSNR
                  against the decoded face.mp4).
-  train  (there) the warm-up autoencoder (quantize off, lr 2e-4), then the quantised stage
-                 (k-means codebook from the first batches, lr 1e-4 cosine to 1e-5), on random
-                 128² patches of 3 consecutive frames, flipped at random, bf16 autocast.
+  train  (there) the stages of ``--config`` (learning rates, schedules, ``quantize``): the
+                 warm-up autoencoder, then the quantised stage (k-means codebook from the first
+                 batches), on random 128² patches of 3 consecutive frames, flipped at random,
+                 bf16 autocast.
                  ``--seconds`` is the budget: a timed first stretch sets the steps, split
                  ``--warmup`` / rest between the stages. Validation on whole 224² windows of
                  the validation speakers prints the trainer's ``STAGE epoch E/N: {json}`` lines.
@@ -32,6 +33,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
+import yaml
 
 from avrestore.models.registry import build
 from avrestore.models.weights import save_model
@@ -40,6 +42,7 @@ from avrestore.train.optim import optimiser_for
 
 MODEL = "ts-vqgan-small"
 CLIP = 3  # frames per training clip (TS-VQGAN's temporal attention window)
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ts-vqgan-small.yaml"
 PART_BYTES = 15 * 2**20  # under the 16 MiB a returned file may weigh
 
 
@@ -141,6 +144,29 @@ def _save(model: torch.nn.Module, out: Path, steps: int, seconds: float, options
     whole.unlink()
 
 
+def _stages(config: Path) -> list[SimpleNamespace]:
+    """The config's stages as ``optimiser_for`` reads them, with each stage's ``quantize``.
+    Plain YAML: the typed schema imports the data side, which needs PyAV."""
+    stages = yaml.safe_load(config.read_text())["train"]["stages"]
+    return [
+        SimpleNamespace(
+            name=s["name"],
+            lr=float(s["lr"]),
+            schedule=s.get("schedule", "constant"),
+            min_lr=float(s.get("min_lr", 0.0)),
+            freeze=tuple(s.get("freeze", ())),
+            quantize=bool(s["model"]["quantize"]),
+        )
+        for s in stages
+    ]
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for the GPU's queued work, so that the clock reads the steps' time."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def train(args: argparse.Namespace) -> None:
     """Warm-up then quantised stage inside ``args.seconds`` (module docstring)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -157,14 +183,7 @@ def train(args: argparse.Namespace) -> None:
         flush=True,
     )
     objective = OBJECTIVES["autoencoder"]()
-    stages = [
-        SimpleNamespace(
-            name="warmup", lr=2e-4, schedule="constant", min_lr=0.0, freeze=(), quantize=False
-        ),
-        SimpleNamespace(
-            name="vq", lr=1e-4, schedule="cosine", min_lr=1e-5, freeze=(), quantize=True
-        ),
-    ]
+    stages = _stages(args.config)
     model = build(MODEL, quantize=False, **args.model_args).to(device)
     precision = torch.autocast(device.type, dtype=torch.bfloat16)
 
@@ -183,11 +202,11 @@ def train(args: argparse.Namespace) -> None:
     probe_opt, probe_sched = optimiser_for(model, stages[0], 10**9)
     for _ in range(5):
         step(model, probe_opt, probe_sched)
-    torch.cuda.synchronize() if device.type == "cuda" else None
+    _synchronize(device)
     t = time.time()
     for _ in range(args.probe_steps):
         step(model, probe_opt, probe_sched)
-    torch.cuda.synchronize() if device.type == "cuda" else None
+    _synchronize(device)
     per_step = (time.time() - t) / args.probe_steps
     budget = args.seconds - (time.time() - t0)
     total = int(budget / (per_step * (1 + args.val_overhead)))
@@ -239,6 +258,7 @@ def main() -> None:
     b.add_argument("--val-windows", type=int, default=24)
     b.add_argument("--val-overhead", type=float, default=0.05)
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--config", type=Path, default=CONFIG, help="the stages' recipe")
     b.add_argument("--model-args", type=json.loads, default={}, help="JSON: the spec's changes")
     args = p.parse_args()
     if args.command == "pack":
