@@ -30,7 +30,7 @@ resolutions and in the middle, ch_mult [1,2,4,4,8], 1024 x 512-D codes):
   and one level fewer, ch_mult (1,2,2,4): **28 x 28 codes** (f = 8). Measured, same recipe and
   data, trained on one GPU (tools/device_vqgan.py): f = 16 reconstructs the test speakers'
   clean crops at 23.69 dB after 5,695 steps, f = 8 at 26.80 dB after 3,218 (the CRF-45 input
-  is at 26.67): 512 codes of 16 x 16 pixels cannot draw a face as well as its input, and the
+  is at 26.71): 512 codes of 16 x 16 pixels cannot draw a face as well as its input, and the
   decoder's output is this restorer's ceiling (weights/ts-vqgan-small.md).
 - Frames are mapped to [-1, 1] inside (taming's range) and back; the output is not clamped.
 - Training (``losses``): L1 + 0.2·(1 − MS-SSIM) + β‖z_e − sg[e]‖², β = 0.25. PGTFormer adds
