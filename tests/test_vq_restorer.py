@@ -21,6 +21,7 @@ from avrestore.models.vq_restorer import (
     farneback_flow,
     smooth_sequence,
     smooth_window,
+    smoothing_loss,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -233,6 +234,25 @@ def test_the_ms_ssim_term_is_computed_in_float32_under_bf16_autocast() -> None:
         under_autocast = ms_ssim_loss_term(x, y)
     assert under_autocast.dtype == torch.float32
     assert torch.equal(under_autocast, reference)
+
+
+def test_eq8_follows_the_motion_and_is_computed_in_float32_under_bf16_autocast() -> None:
+    x = _texture(48, 64)
+    moved = torch.roll(x, shifts=3, dims=-1)  # frame t+1: the content 3 px to the right
+    clip = torch.stack((x, moved, torch.roll(x, shifts=6, dims=-1)), 1)  # (1, 3, 3, H, W)
+    flows = torch.zeros(1, 3, 2, 2, 48, 64)
+    flows[:, :, 1, 0] = 3.0  # F_{t→t+1}: (3, 0)
+    # Warped by the true flow each successor is the frame itself but for the 3 wrapped columns.
+    inside = smoothing_loss(clip[..., :58], flows[..., :58])
+    assert inside.item() < 1e-3
+    assert smoothing_loss(clip, 0 * flows).item() > 0.1  # eq. 8 as written: motion costs
+    # Under bf16 autocast the same value (SSIM's variances need float32).
+    noisy = clip + 0.02 * torch.randn(clip.shape, generator=torch.Generator().manual_seed(2))
+    reference = smoothing_loss(noisy, flows)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = smoothing_loss(noisy, flows)
+    assert under_autocast.dtype == torch.float32
+    assert torch.allclose(under_autocast, reference, atol=1e-6)
 
 
 def test_hog_codes_are_blind_to_brightness_and_lq_latent_codes_are_not() -> None:

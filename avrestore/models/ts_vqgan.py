@@ -49,10 +49,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from pytorch_msssim import ms_ssim, ssim
+from pytorch_msssim import ms_ssim
 from torch import Tensor, nn
 
 from avrestore.models.contract import RestorerContract
+from avrestore.models.losses import ssim_fp32
 from avrestore.models.vector_quantizer import VectorQuantizer
 
 CLIP_FRAMES = 3  # frames per clip: the temporal attention's window
@@ -337,5 +338,5 @@ def ms_ssim_loss_term(x: Tensor, y: Tensor) -> Tensor:
     win -= 1 - win % 2  # odd
     with torch.autocast(x.device.type, enabled=False):
         if win < 3:
-            return ssim(x.float(), y.float(), data_range=1.0)
+            return ssim_fp32(x, y)
         return ms_ssim(x.float(), y.float(), data_range=1.0, win_size=win)
