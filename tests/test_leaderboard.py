@@ -1,7 +1,7 @@
 """``avrestore leaderboard`` on the small prepared fixture (96² clips, a few frames) with two
 tiny untrained deblurring checkpoints and a landmark network (skipped): the page's rows are
 evaluate's results, the cache spares a rerun, a removed checkpoint leaves the page, the
-pictures, and bad input."""
+pictures, a VQ autoencoder's ceiling, and bad input."""
 
 from __future__ import annotations
 
@@ -17,15 +17,18 @@ from conftest import PREPARED_SIZE, TINY_GAVN, run_cli
 from typer.testing import CliRunner
 
 from avrestore.cli.app import app
+from avrestore.data.clip_cache import clip_frames
 from avrestore.evaluate.report import COLUMNS
 from avrestore.evaluate.run import evaluate
+from avrestore.evaluate.sources import select_clips
 from avrestore.leaderboard import LEVELS
 from avrestore.leaderboard.plot import HEIGHT, WIDTH, _linear_axis, _log_axis
 from avrestore.leaderboard.run import clip_digest
 from avrestore.media.files import sha256_file
 from avrestore.models.complexity import measure
 from avrestore.models.registry import build
-from avrestore.models.weights import save_model
+from avrestore.models.weights import load_model, save_model
+from avrestore.quality import psnr
 
 FRAMES, EVERY, SPLIT = 6, 3, "val"  # the fixture's splits are train and val
 NETWORKS = ("tiny-a", "tiny-b")
@@ -178,6 +181,73 @@ def test_a_removed_checkpoint_leaves_and_a_changed_one_is_evaluated_again(
     assert list(_table((out / "board.md").read_text())) == ["input", "tiny-a"]
     methods = [e["key"]["method"] for e in _entries(out).values()]
     assert sorted(methods) == sorted(["input", f"sha256:{sha256_file(changed)}"])
+
+
+# A tiny TS-VQGAN (five levels, factor 16 as the real one), its codebook spread as a trained one.
+TINY_VQGAN = {"type": "ts-vqgan-small", "ch": 8, "ch_mult": [1, 1, 2, 2, 2], "z_dim": 8}
+
+
+def _ceiling_line(page: str) -> list[str]:
+    line = next(x for x in page.splitlines() if x.startswith("| prior |"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_a_vq_autoencoders_ceiling_is_its_reconstruction_of_the_clean_frames(
+    board: Path, data: Path, weights_dir: Path, tmp_path: Path, monkeypatch, one_thread
+) -> None:
+    torch.manual_seed(0)
+    spec = dict(TINY_VQGAN)
+    vqgan = build(spec.pop("type"), **spec, n_codes=16)
+    with torch.no_grad():
+        vqgan.quantizer.codebook.normal_()
+    prior = tmp_path / "prior.safetensors"
+    save_model(vqgan, prior, {**TINY_VQGAN, "n_codes": 16})
+    shutil.copy(board / "board.json", tmp_path / "board.json")  # the boards come from the cache
+    args = [*_args(data, weights_dir, tmp_path), "--ceiling", str(prior)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    page = (tmp_path / "board.md").read_text()
+    # The PSNR the page shows is that of the clean frames encoded, quantised and decoded.
+    model = load_model(prior)
+    clip_set = select_clips(data, SPLIT, FRAMES)
+    scores, codes = [], []
+    for folder in clip_set.folders:
+        hq = clip_frames(folder, clip_set.cache)[:FRAMES]
+        x = torch.from_numpy(np.array(hq)).permute(0, 3, 1, 2).float() / 255
+        x = torch.cat([x, x[-1:].expand(-len(x) % 3, -1, -1, -1)]).unflatten(0, (-1, 3))
+        with torch.no_grad():
+            k = torch.cat([model.codes(c[None]) for c in x], 1)
+            out = torch.cat(
+                [model.decode(model.embed(k[:, i : i + 3]))[0][0] for i in range(0, k.shape[1], 3)]
+            )
+        recon = (out[: len(hq)].clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round()
+        scores += [psnr(r.astype(np.uint8), h) for r, h in zip(recon, hq, strict=True)]
+        codes.append(k.flatten())
+    cells = _ceiling_line(page)
+    assert cells[1] == f"{np.mean(scores):.2f}"
+    assert cells[4] == f"{len(torch.cat(codes).unique()) / 16:.1%} of 16"
+    assert "## Ceilings of the codebook priors" in page and f"--ceiling {prior}" in page
+    assert _table(page.split("## Ceilings")[0]) == _table((board / "board.md").read_text())
+
+    # A rerun takes the ceiling from the cache too.
+    def refuse(*args, **kwargs):
+        raise AssertionError("reconstructed again")
+
+    monkeypatch.setattr("avrestore.leaderboard.run.codebook_ceiling", refuse)
+    again = tmp_path / "again"
+    again.mkdir()
+    shutil.copy(tmp_path / "board.json", again / "board.json")
+    args = [*_args(data, weights_dir, again), "--ceiling", str(prior)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert _ceiling_line((again / "board.md").read_text()) == cells
+
+    # A restorer is no VQ autoencoder: one line, exit 2, before anything is evaluated.
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    r = run_cli(*_args(data, weights_dir, bad), "--ceiling", weights_dir / "tiny-a.safetensors")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "is no VQ autoencoder" in r.stderr and list(bad.iterdir()) == []
 
 
 def test_axes_enclose_the_values_with_readable_ticks() -> None:

@@ -63,22 +63,31 @@ def leaderboard(
         Path | None,
         typer.Option(help="Results cache, reused and updated (default: OUT with .json)."),
     ] = None,
+    ceiling: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A VQ autoencoder (shipped name or weights path, e.g. ts-vqgan-small) whose "
+            "reconstruction of the same clean frames is shown as the ceiling of the "
+            "restorers that draw with it; repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Evaluate, for each task, the degraded input (and bicubic for sr) and every checkpoint
     of that task on the same clips and frames; write the papers' table per task with each
     network's parameters and GMACs, the command that regenerates the page, the date and
-    machine, one frame of every method per task, and a quality-against-speed plot. Only
-    checkpoints not in the cache (new or changed) are evaluated."""
+    machine, one frame of every method per task, a quality-against-speed plot, and the
+    ceilings of the VQ autoencoders named. Only checkpoints not in the cache (new or changed)
+    are evaluated."""
     names = parse_tasks(tasks)
     for option, value in (("--max-frames", max_frames), ("--every", every)):
         if value < 1:
             raise InputError(f"{option} must be at least 1, got {value}")
     # Imported here: `avrestore --help` must not load torch, cv2, av or dlib.
     from avrestore.evaluate.sources import is_prepared
-    from avrestore.leaderboard.checkpoints import find_checkpoints
+    from avrestore.leaderboard.checkpoints import CEILING, ceiling_checkpoint, find_checkpoints
     from avrestore.leaderboard.page import render
     from avrestore.leaderboard.plot import speed_plot
-    from avrestore.leaderboard.run import Options, build_boards
+    from avrestore.leaderboard.run import Options, build_boards, build_ceilings
     from avrestore.media.files import atomic_path, check_output, existing_file
     from avrestore.media.images import write_png
     from avrestore.models.weights import WEIGHTS_DIR
@@ -103,9 +112,12 @@ def leaderboard(
                 f"no checkpoint for task {name} in {weights_dir or WEIGHTS_DIR} (a .safetensors "
                 f"file whose metadata has task={name})"
             )
+    priors = list(dict.fromkeys(ceiling or []))
+    found[CEILING] = [ceiling_checkpoint(name) for name in priors]  # before the long part
 
     options = Options(data, clips, max_frames, every, niqe)
     boards = build_boards(options, names, found, cache)
+    ceilings = build_ceilings(options, found, cache)
     for board in boards:
         write_png(pictures[board.task], board.preview())
     write_png(pictures["speed"], speed_plot(boards))
@@ -116,7 +128,9 @@ def leaderboard(
         command += ["--weights-dir", str(weights_dir)]
     if niqe is not None:
         command += ["--niqe", str(niqe)]
+    for name in priors:
+        command += ["--ceiling", name]
     with atomic_path(out) as tmp:
-        tmp.write_text(render(boards, shlex.join(command), options, out, pictures))
+        tmp.write_text(render(boards, shlex.join(command), options, out, pictures, ceilings))
     for path in (out, *pictures.values()):
         typer.echo(path)

@@ -1,4 +1,5 @@
-"""The shipped checkpoints: ``<name>.safetensors`` files whose metadata names their task."""
+"""The shipped checkpoints: ``<name>.safetensors`` files whose metadata names their task, and
+the VQ autoencoders whose ceiling is shown (``--ceiling``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avrestore.errors import InputError
+from avrestore.evaluate.ceiling import check_vq_autoencoder
 from avrestore.media.files import sha256_file
-from avrestore.models.weights import read_metadata
+from avrestore.models.weights import read_metadata, resolve_model, weights_path
+
+CEILING = "ceiling"  # the task under which the ceilings' checkpoints and cache entries go
 
 
 @dataclass(frozen=True)
@@ -33,3 +37,11 @@ def find_checkpoints(weights_dir: Path) -> dict[str, list[Checkpoint]]:
         if task is not None:
             found.setdefault(task, []).append(Checkpoint(path.stem, path, task, sha256_file(path)))
     return found
+
+
+def ceiling_checkpoint(name: str) -> Checkpoint:
+    """The VQ autoencoder ``name`` (a shipped name or a weights path) as a checkpoint of the
+    ``CEILING`` task; InputError unless the file exists and holds one that quantises."""
+    check_vq_autoencoder(resolve_model(name), name)
+    path = weights_path(name)
+    return Checkpoint(path.stem, path, CEILING, sha256_file(path))

@@ -1,5 +1,6 @@
 """The leaderboard page in markdown: the command that regenerates it, where it was measured,
-and per task the papers' table, the checkpoints and the preview picture."""
+per task the papers' table, the checkpoints and the preview picture, and the ceilings of the
+codebook priors."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from avrestore.evaluate.report import COLUMNS, Column, table_lines
-from avrestore.leaderboard.run import Board, Options, Row
+from avrestore.leaderboard.run import Board, CeilingRow, Options, Row
 
 # The papers' columns (NIQE only when its parameters were given) and the time per frame,
 # then the networks' size and cost.
@@ -31,10 +32,16 @@ _TITLES = {"car": "Compression artefact removal", "deblur": "Deblurring", "sr": 
 
 
 def render(
-    boards: list[Board], command: str, options: Options, out: Path, pictures: dict[str, Path]
+    boards: list[Board],
+    command: str,
+    options: Options,
+    out: Path,
+    pictures: dict[str, Path],
+    ceilings: list[CeilingRow] | None = None,
 ) -> str:
     """The page written to ``out``; ``pictures``: the preview of each task and ``speed`` (the
-    quality-against-speed plot), linked relative to ``out``."""
+    quality-against-speed plot), linked relative to ``out``; ``ceilings``: the VQ autoencoders'
+    reconstructions of the clean frames."""
     rows = [r for b in boards for r in b.rows]
     lines = [
         "# Leaderboard",
@@ -59,6 +66,8 @@ def render(
     ]
     for board in boards:
         lines += ["", *_section(board, out, pictures[board.task])]
+    if ceilings:
+        lines += ["", *_ceilings(ceilings, options, out)]
     lines += [
         "",
         "## Quality and speed",
@@ -95,6 +104,35 @@ def _section(board: Board, out: Path, picture: Path) -> list[str]:
     return lines
 
 
+def _ceilings(rows: list[CeilingRow], options: Options, out: Path) -> list[str]:
+    """The ceilings' table: what perfectly predicted codes would draw."""
+    table = [
+        "| Prior | PSNR ↑ | SSIM ↑ | MS-SSIM ↑ | Codes used | Perplexity |",
+        "|:--|--:|--:|--:|--:|--:|",
+    ]
+    for row in rows:
+        s, n = row.entry["scores"], row.entry["n_codes"]
+        table.append(
+            f"| {row.label} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s['ms_ssim']:.4f} "
+            f"| {s['usage']:.1%} of {n} | {s['perplexity']:.1f} |"
+        )
+    frames = rows[0].entry["evaluated"]["frames"]
+    return [
+        "## Ceilings of the codebook priors",
+        "",
+        "A VQ restorer draws every face with a frozen VQ autoencoder's decoder from predicted "
+        "codes. The autoencoder's own reconstruction of the clean frames of the same clips "
+        f"(the first {options.max_frames} of each, {_count(frames, 'frame')}, encoded and "
+        "decoded through its codebook, fp32) is what perfectly predicted codes would draw: no "
+        "restorer that draws with it scores above these figures (compare the degraded input's "
+        "row of each task).",
+        "",
+        *table,
+        "",
+        "Checkpoints: " + "; ".join(_checkpoint(r, out) for r in rows) + ".",
+    ]
+
+
 def _cost(row: Row) -> dict:
     return {"params": row.entry["params"], "gmacs_per_frame": row.entry["gmacs_per_frame"]}
 
@@ -109,7 +147,7 @@ def _columns(table: dict[str, dict]) -> list[Column]:
     return [*scores, *_COST]
 
 
-def _checkpoint(row: Row, out: Path) -> str:
+def _checkpoint(row: Row | CeilingRow, out: Path) -> str:
     """The checkpoint's name, file digest and model card (``<name>.md`` beside it) if any."""
     checkpoint = row.checkpoint
     text = f"`{row.label}` (sha256 `{checkpoint.sha256[:12]}`"

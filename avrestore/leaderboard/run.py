@@ -1,5 +1,6 @@
 """Evaluate what the cache lacks: per task, the references and every checkpoint on the same
-clips and frames, each result kept in its own cache entry."""
+clips and frames, and the ceilings of the VQ autoencoders named (``--ceiling``), each result
+kept in its own cache entry."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from avrestore.bench.report import machine
+from avrestore.evaluate.ceiling import codebook_ceiling
 from avrestore.evaluate.methods import BICUBIC, INPUT
 from avrestore.evaluate.report import preview_grid
 from avrestore.evaluate.run import Evaluation, PreviewFrame, evaluate
@@ -28,7 +30,7 @@ from avrestore.leaderboard.cache import (
     load_entries,
     save_entries,
 )
-from avrestore.leaderboard.checkpoints import Checkpoint
+from avrestore.leaderboard.checkpoints import CEILING, Checkpoint
 from avrestore.media.files import existing_file, sha256_file
 from avrestore.metrics.clip import MetricResources
 from avrestore.models.complexity import measure
@@ -76,6 +78,16 @@ class Board:
             for r in self.rows
         ]
         return preview_grid(Evaluation({}, frames, self.hq))
+
+
+@dataclass(frozen=True)
+class CeilingRow:
+    """A VQ autoencoder's reconstruction of the clean frames (``evaluate.ceiling``): its label,
+    checkpoint and cache entry."""
+
+    label: str
+    checkpoint: Checkpoint
+    entry: dict
 
 
 def references(task: str) -> list[str]:
@@ -126,6 +138,46 @@ def build_boards(
         boards.append(Board(task, level, rows, decode_png(rows[0].entry["hq"])))
     save_entries(cache_json, _kept(old, done, checkpoints))
     return boards
+
+
+def build_ceilings(
+    options: Options, checkpoints: dict[str, list[Checkpoint]], cache_json: Path
+) -> list[CeilingRow]:
+    """The ceiling of each VQ autoencoder in ``checkpoints[CEILING]`` on the clean frames the
+    boards score, from ``cache_json`` or computed (and cached) now."""
+    old = load_entries(cache_json)
+    cached = {key_id(e["key"]): e for e in old}
+    settings = _settings(options)
+    rows = []
+    for checkpoint in checkpoints.get(CEILING, []):
+        key = entry_key(CEILING, 0, f"sha256:{checkpoint.sha256}", settings)
+        entry = cached.get(key_id(key))
+        if entry is None:
+            _note(f"ceiling: reconstructing the clean frames with {checkpoint.name}")
+            entry = _ceiling_entry(options, checkpoint, key)
+        rows.append(CeilingRow(checkpoint.name, checkpoint, entry))
+    save_entries(cache_json, _kept(old, {CEILING: [r.entry for r in rows]}, checkpoints))
+    return rows
+
+
+def _ceiling_entry(options: Options, checkpoint: Checkpoint, key: dict) -> dict:
+    """The cache entry of one VQ autoencoder's ceiling."""
+    model = load_model(checkpoint.path)
+    ceiling = codebook_ceiling(
+        model, options.data, options.clips, options.max_frames, checkpoint.name
+    )
+    return {
+        "key": key,
+        "weights": checkpoint.path.name,
+        "scores": {**ceiling.mean(), "perplexity": ceiling.perplexity, "usage": ceiling.usage},
+        "n_codes": ceiling.n_codes,
+        "evaluated": {
+            "date": date.today().isoformat(),
+            "machine": {**machine(), "threads": torch.get_num_threads()},
+            "clips": len(ceiling.clips),
+            "frames": ceiling.frames,
+        },
+    }
 
 
 def _note(message: str) -> None:
