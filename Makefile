@@ -40,7 +40,8 @@ bench: install
 # docs/leaderboard.md and its pictures; needs a prepared folder (avrestore prepare
 # ../shared/data/talking_heads data/prepared224 --layout folder). Cached results are reused.
 leaderboard: install
-	$(VENV)/bin/avrestore leaderboard --data data/prepared224
+	$(VENV)/bin/avrestore leaderboard --data data/prepared224 \
+		--niqe ../shared/data/misc/niqe_pris_params.npz --ceiling ts-vqgan-small
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
