@@ -41,7 +41,8 @@ bench: install
 # ../shared/data/talking_heads data/prepared224 --layout folder). Cached results are reused.
 leaderboard: install
 	$(VENV)/bin/avrestore leaderboard --data data/prepared224 \
-		--niqe ../shared/data/misc/niqe_pris_params.npz --ceiling ts-vqgan-small
+		--niqe ../shared/data/misc/niqe_pris_params.npz --ceiling ts-vqgan-small \
+		--ceiling ts-vqgan-small-long
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
