@@ -103,8 +103,8 @@ BAD = [
     ),
     ("device=gpu", "device must be one of auto, cpu, cuda, got 'gpu'"),
     (
-        "model.type=gavn-tiny",
-        f"model.type must be one of {MODELS}, got 'gavn-tiny'",
+        "model.type=gavn-huge",
+        f"model.type must be one of {MODELS}, got 'gavn-huge'",
     ),
     (
         "data.compress_at=[crop,sauce]",
@@ -125,8 +125,8 @@ BAD = [
         "valid: use_audio, audio_window, n_mfcc, audio_dim, audio_dropout",
     ),
     (
-        "train.stages.1.model={type: gavn-tiny}",
-        f"train.stages.1.model.type must be one of {MODELS}, got 'gavn-tiny'",
+        "train.stages.1.model={type: gavn-huge}",
+        f"train.stages.1.model.type must be one of {MODELS}, got 'gavn-huge'",
     ),
     ("train.batch_size=null", "train.batch_size must be an integer, got None"),
     ("data.root=null", "data.root must be a string, got None"),

@@ -94,6 +94,22 @@ def test_a_nested_stage_pauses_the_outer_one(fake_clock: list[float]) -> None:
         pass
 
 
+def test_a_worker_adds_its_cpu_seconds_but_no_wall_seconds(fake_clock: list[float]) -> None:
+    clock = StageClock()
+    worker = threading.Thread(target=lambda: _work(clock, fake_clock))
+    worker.start()
+    worker.join()
+    # Its wall time is that of the stage its caller waits in, counted there.
+    assert clock.cpu_seconds["model"] == 2 and clock.seconds["model"] == 0
+    with pytest.raises(ValueError, match="unknown stage"), clock.worker("lunch"):
+        pass
+
+
+def _work(clock: StageClock, fake_clock: list[float]) -> None:
+    with clock.worker("model"):
+        fake_clock[0] += 4
+
+
 def test_timed_counts_the_making_of_each_item_and_latency_is_decode_to_encode(
     fake_clock: list[float],
 ) -> None:

@@ -80,11 +80,14 @@ def compressed(grid_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return degrade_video(grid_clip, out, Degradation(crf=40), progress=False)
 
 
-def _restorer(models: tuple[Path, Path], clip: Path, frames: int, fps: float) -> FaceRestorer:
+def _restorer(
+    models: tuple[Path, Path], clip: Path, frames: int, fps: float, workers: int = 1
+) -> FaceRestorer:
     audio = read_audio(clip)
     windows = None if audio is None else audio_windows(audio.mono, audio.rate, frames, fps)
     landmarker = load_landmarker(str(models[1]))
-    return FaceRestorer(load_restoration_model(models[0]), windows, landmarker)
+    net = load_restoration_model(models[0])
+    return FaceRestorer(net, windows, landmarker, workers=workers)
 
 
 def _md5(path: Path) -> str:
@@ -204,16 +207,21 @@ def test_outside_the_face_frames_are_the_input_bit_for_bit(
         assert not np.array_equal(after[inside], before[inside])
 
 
-def test_overlapped_short_blocks_give_the_reference_frames_bit_for_bit(
+def test_overlapped_short_blocks_and_parallel_spans_give_the_reference_frames_bit_for_bit(
     compressed: Path, tiny_models: tuple[Path, Path]
 ) -> None:
     plan = plan_restoration(compressed, max_frames=FRAMES)
     restorer = _restorer(tiny_models, compressed, plan.frames, plan.fps)
     reference = list(restored_frames(compressed, plan, restorer))
     fast = list(restored_frames(compressed, plan, restorer, block=6, overlap=True))
-    assert len(fast) == len(reference) == FRAMES
-    for (a, b), (c, d) in zip(reference, fast, strict=True):
+    # Two workers, each restoring part of every block (landmarks and model) in its own thread.
+    parallel = _restorer(tiny_models, compressed, plan.frames, plan.fps, workers=2)
+    spans = list(restored_frames(compressed, plan, parallel, block=12, overlap=True))
+    assert len(fast) == len(spans) == len(reference) == FRAMES
+    for (a, b), (c, d), (e, f) in zip(reference, fast, spans, strict=True):
         assert np.array_equal(a, c) and np.array_equal(b, d)
+        assert np.array_equal(a, e) and np.array_equal(b, f)
+    assert parallel.clock.cpu_seconds["landmarks"] > 0 and parallel.clock.cpu_seconds["model"] > 0
 
 
 def test_every_stage_of_a_real_restore_is_timed_and_none_twice(

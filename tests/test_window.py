@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from torch import Tensor, nn
 from avrestore.models.contract import AudioInput, RestorerContract
 from avrestore.models.registry import build
 from avrestore.restore.blocks import BlockRestorer, plan_blocks
+from avrestore.restore.crops import FaceRestorer, split_windows
 from avrestore.restore.window import restore_sequence
 
 
@@ -53,6 +56,40 @@ def test_every_frame_is_restored_once_with_its_own_audio_and_landmarks(t: int, b
     # audio and landmarks; the outputs after them fill the last window and are dropped.
     assert len(model.seen) == -(-t // 3) * 3
     assert model.seen[:t] == [(i, i, i) for i in range(t)]
+
+
+class TwoAtOnce(CentreFrames):
+    """CentreFrames whose windows wait for each other in pairs: a window that does not run
+    beside another breaks the barrier (after a timeout) and fails."""
+
+    def __init__(self) -> None:
+        super().__init__(7, 3)
+        self.barrier = threading.Barrier(2, timeout=10)
+
+    def forward(self, frames: Tensor, audio: Tensor | None, landmarks: Tensor | None) -> Tensor:
+        self.barrier.wait()
+        return super().forward(frames, audio, landmarks)
+
+
+def test_two_workers_restore_two_spans_at_once_each_frame_once() -> None:
+    frames, audio, _ = _numbered(16)
+    model = TwoAtOnce()
+    restorer = FaceRestorer(model, audio, Numbered(), workers=2)
+    # Frames 2..14 of 16 restored, 2 read as context on each side: spans 2..8 and 8..14, each
+    # two windows, which meet at the barrier in pairs.
+    out = restorer(0, frames, (2, 2))
+    assert np.array_equal(out, frames[2:14])
+    assert sorted(model.seen) == [(i, i, i) for i in range(2, 14)]
+    assert split_windows(2, 14, 3, 2) == [(2, 8), (8, 14)]
+    assert split_windows(0, 13, 3, 2) == [(0, 6), (6, 13)]  # the rest goes to the last
+    assert split_windows(0, 2, 3, 2) == [(0, 2)]  # fewer windows than workers
+
+
+class Numbered:
+    """A landmarker whose landmarks are each crop's frame number (its pixel value)."""
+
+    def predict_frames(self, crops: np.ndarray, audio: np.ndarray | None) -> np.ndarray:
+        return np.broadcast_to(crops[:, :1, :1, 0], (len(crops), 68, 2)).astype(np.float32)
 
 
 def test_blocks_cover_each_run_once_with_aligned_windows() -> None:

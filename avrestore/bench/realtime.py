@@ -52,6 +52,7 @@ class Lever:
 
 ONNX = RestorePath(runtime="onnx")
 BF16 = RestorePath(runtime="bf16")
+BF16_WINDOWS = RestorePath(runtime="bf16", parallel="windows")
 LEVERS = {
     "reference": Lever("PyTorch fp32, 1 thread (reference)"),
     "threads2": Lever("2 threads", threads=2),
@@ -60,6 +61,12 @@ LEVERS = {
     "onnx-threads2": Lever("ONNX Runtime, 2 threads", ONNX, threads=2),
     "bf16": Lever("PyTorch bf16 autocast", BF16),
     "bf16-threads2": Lever("PyTorch bf16 autocast, 2 threads", BF16, threads=2),
+    "windows2": Lever(
+        "2 windows at once, 1 thread each", RestorePath(parallel="windows"), threads=2
+    ),
+    "bf16-windows2": Lever(
+        "PyTorch bf16 autocast, 2 windows at once, 1 thread each", BF16_WINDOWS, threads=2
+    ),
     "overlap": Lever("decode and encode in threads", RestorePath(overlap=True)),
     "detect5": Lever("faces searched every 5th frame", RestorePath(detect_every=5)),
     "detect10": Lever("faces searched every 10th frame", RestorePath(detect_every=10)),
@@ -100,12 +107,12 @@ def measure_levers(
         boxes = plan_restoration(video).tracks[0].boxes
         # Untimed: the first restore in a process loads libraries and kernels, and an ONNX
         # runtime's first run exports the model into the cache (``auto`` also times both
-        # runtimes, once per thread count).
-        warm = {(LEVERS[n].path.runtime, LEVERS[n].threads) for n in names}
-        for runtime, threads in sorted(warm):
+        # runtimes, once per thread count: a window's when windows run at once).
+        warm = {(LEVERS[n].path.runtime, LEVERS[n].path.parallel, LEVERS[n].threads) for n in names}
+        for runtime, parallel, threads in sorted(warm):
             restore_video(
                 video, work / "warm.mp4", "car", model, landmarks, max_frames=7,
-                path=RestorePath(runtime=runtime), threads=threads,
+                path=RestorePath(runtime=runtime, parallel=parallel), threads=threads,
             )  # fmt: skip
         rows: list[dict] = []
         for i, name in enumerate(names):

@@ -59,6 +59,20 @@ REGISTRY: dict[str, ModelSpec] = {
         },
         "GAVN for CPU training: 32 channels, 2 deform groups, fewer residual blocks",
     ),
+    "gavn-tiny": ModelSpec(
+        GAVN,
+        {
+            "channels": 16,
+            "deform_groups": 2,
+            "deblur_blocks": 3,
+            "prop_blocks": 2,
+            "identity_blocks": 2,
+            "up_blocks": (4, 2),
+            "audio_hidden": 32,
+        },
+        "GAVN for real time on a CPU: 16 channels (oneDNN's bf16 kernels are twice as fast at 16 "
+        "as at 20-32), 2 deform groups, more residual blocks than gavn-small",
+    ),
     "basicvsrpp": ModelSpec(
         BasicVSRPlusPlus,
         {},

@@ -26,6 +26,7 @@ from avrestore.models.onnx_export import OnnxRestorer
 from avrestore.restore.stream import BLOCK, TRAINING_CLIPS
 
 RUNTIMES = ("torch", "bf16", "onnx", "auto")
+PARALLEL = ("ops", "windows")
 TIMED_CALLS = 3  # per runtime, after a warm-up call; the fastest counts (others' load is noise)
 
 
@@ -38,18 +39,27 @@ class RestorePath:
     (``fastest``); ``overlap``: decode and encode in threads of their own
     beside the model; ``detect_every``: search every k-th frame for faces (the tracker and the
     box smoothing bridge the rest); ``block``: frames restored at a time (the latency from a
-    frame's decoding to its encoding, and the frames held, grow with it).
+    frame's decoding to its encoding, and the frames held, grow with it); ``parallel``: how
+    the run's threads share the model: ``ops`` (each window on all of them, torch's
+    intra-op parallelism) or ``windows`` (as many windows at once as threads, each on one:
+    the same values, and no core waits for another's share of a small convolution).
     """
 
     runtime: str = "torch"
     overlap: bool = False
     detect_every: int = TRAINING_CLIPS.detect_every
     block: int = BLOCK
+    parallel: str = "ops"
 
     def check(self, device: torch.device) -> None:
-        """InputError for an unknown runtime, ONNX Runtime off the CPU, or a count below 1."""
+        """InputError for an unknown runtime or parallelism, ONNX Runtime off the CPU, or a
+        count below 1."""
         if self.runtime not in RUNTIMES:
             raise InputError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        if self.parallel not in PARALLEL:
+            raise InputError(
+                f"parallel must be one of {', '.join(PARALLEL)}, got {self.parallel!r}"
+            )
         if self.runtime != "torch" and device.type != "cpu":
             raise InputError(
                 "--realtime runs on the CPU (ONNX Runtime or bf16 autocast); use it with "
@@ -66,8 +76,9 @@ REFERENCE = RestorePath()
 # 2nd (a face that appears or jumps is found up to 9 frames later; the tracker interpolates
 # between searches: on two moving-head clips the face's PSNR moved 0.004 dB, BENCHMARKS.md);
 # blocks of 12 frames, not 64 (a lower latency at no cost in model time: a block reads its
-# context, it does not restore it again).
-REALTIME = RestorePath(runtime="auto", overlap=True, detect_every=10, block=12)
+# context, it does not restore it again); the threads share the work by windows, not by
+# operations (bf16 on 2 threads: 7.1 fps against 5.6, BENCHMARKS.md).
+REALTIME = RestorePath(runtime="auto", overlap=True, detect_every=10, block=12, parallel="windows")
 # dB: how far the face's PSNR may move from the reference path's with ``REALTIME``, as
 # tests/test_realtime.py checks on a real clip.
 REALTIME_MAX_PSNR_LOSS = 0.05
@@ -84,6 +95,17 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def model_threads(path: RestorePath, threads: int | None) -> Iterator[int]:
+    """Run the ``with`` body on ``threads`` (None: torch's current count) shared as ``path``
+    says; yields how many windows run at once (``parallel="windows"``: one per thread, torch
+    then on one thread in each)."""
+    with torch_threads(threads):
+        workers = torch.get_num_threads() if path.parallel == "windows" else 1
+        with torch_threads(1 if workers > 1 else None):
+            yield workers
 
 
 def window_inputs(contract: RestorerContract, audio: bool) -> dict[str, Tensor]:

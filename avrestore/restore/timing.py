@@ -80,6 +80,21 @@ class StageClock:
             if stack:
                 stack[-1][1] = now
 
+    @contextlib.contextmanager
+    def worker(self, name: str) -> Iterator[None]:
+        """Count this thread's CPU seconds inside the ``with`` in stage ``name``, not its wall
+        seconds: a worker that a stage of the calling thread waits for (whose wall time
+        that stage counts already)."""
+        if name not in self.seconds:
+            raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGES)}")
+        start = _now()[1]
+        try:
+            yield
+        finally:
+            cpu = _now()[1] - start
+            with self._lock:
+                self.cpu_seconds[name] += cpu
+
     def timed(self, name: str, items: Iterable[T]) -> Iterator[T]:
         """``items``, the time spent producing each counted in stage ``name``."""
         it = iter(items)

@@ -48,7 +48,7 @@ from avrestore.models.weights import resolve_model
 from avrestore.restore.compare import comparison
 from avrestore.restore.crops import FaceRestorer
 from avrestore.restore.overlap import in_background
-from avrestore.restore.runtime import REFERENCE, RestorePath, model_runner, torch_threads
+from avrestore.restore.runtime import REFERENCE, RestorePath, model_runner, model_threads
 from avrestore.restore.stream import DEPTH, RestorePlan, plan_restoration, restored_frames
 from avrestore.restore.timing import StageClock
 
@@ -205,7 +205,7 @@ def restore_video(
     """
     start, cpu_start = time.perf_counter(), time.process_time()
     clock = StageClock()
-    with torch_threads(threads):
+    with model_threads(path, threads) as workers:
         with clock.stage("setup"):
             src = existing_file(input)
             out = check_output(output, src)
@@ -239,7 +239,7 @@ def restore_video(
             sound = read_audio(src, rate=None, mono=False)  # muxed as it is: native rate, channels
         with clock.stage("setup"):  # no face, no model to run: nothing to export or time
             runner = model_runner(net, path.runtime, windows is not None) if plan.tracks else net
-        restorer = FaceRestorer(runner, windows, landmarks, batch, dev, clock)
+        restorer = FaceRestorer(runner, windows, landmarks, batch, dev, clock, workers)
         captions = [f"input (bicubic x{factor})" if factor > 1 else "input", f"restored ({task})"]
         pairs = restored_frames(src, plan, restorer, path.block, progress, path.overlap)
         comparing = None if compare_path is None else (compare_path, captions)
