@@ -144,6 +144,27 @@ def test_gradients_reach_every_input(one_thread) -> None:
     assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in inputs)
 
 
+def test_bf16_offsets_sample_at_exact_positions_under_autocast() -> None:
+    # The centre tap copies each channel, the others are zero: the output is x sampled at p +
+    # Δp. Offsets exact in bf16 (multiples of 1/4), as a bf16 convolution hands them over; near
+    # the far edge a bf16 grid would misplace the points by up to 0.05 px, which on noise moves
+    # values by a few hundredths, where bf16's rounding of the samples moves them by 2^-8.
+    torch.manual_seed(0)
+    c, h, w = 2, 56, 56
+    x = torch.rand(1, c, h, w)
+    weight = torch.zeros(c, c, 3, 3)
+    weight[:, :, 1, 1] = torch.eye(c)
+    steps = torch.randint(-6, 7, (1, 2, h, w)).float() / 4
+    offset = torch.zeros(1, 18, h, w)
+    offset[:, 8:10] = steps  # tap 4, the centre: dy, dx
+    mask = torch.ones(1, 9, h, w)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = modulated_deform_conv2d(x, offset.bfloat16(), mask, weight, padding=1).float()
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    want = _bilinear_zero_outside(x, rows + steps[:, 0], cols + steps[:, 1])
+    assert (out - want).abs().max() < 2**-7
+
+
 def test_wrong_offset_shape_is_refused() -> None:
     x, weight = torch.randn(1, 4, 6, 6), torch.randn(3, 4, 3, 3)
     offset, mask = torch.zeros(1, 2 * 9, 6, 6), torch.ones(1, 9, 6, 6)

@@ -33,11 +33,14 @@ def _sampling_grid(
     dilation: tuple[int, int],
     deform_groups: int,
 ) -> Tensor:
-    """``grid_sample`` grid (B*G, K*Ho, Wo, 2) of the points p + p_k + Δp_k of every tap."""
+    """``grid_sample`` grid (B*G, K*Ho, Wo, 2) of the points p + p_k + Δp_k of every tap, in
+    float32 at least: offsets from a bf16 convolution (autocast) would otherwise place the
+    points on bf16's grid, 2^-9 of the half-width apart near the edges (0.05 px at 56 px)."""
     b, _, ho, wo = offset.shape
     (h, w), (kh, kw) = in_size, kernel
     taps = kh * kw
-    dtype, device = offset.dtype, offset.device
+    dtype, device = torch.promote_types(offset.dtype, torch.float32), offset.device
+    offset = offset.to(dtype)
     # p + p_k (DCNv2 Eq. 1): the regular position of tap (i, j) for output pixel (y, x).
     tap_y = torch.arange(kh, dtype=dtype, device=device).repeat_interleave(kw) * dilation[0]
     tap_x = torch.arange(kw, dtype=dtype, device=device).repeat(kh) * dilation[1]
