@@ -2,9 +2,10 @@
 path in one run, with what it does to the output.
 
 ``measure_levers``: whole restores (``restore_video``, the ``car`` task) of a clip (the GRID
-sample: 360x288, a 224² face) compressed at CRF 40 and looped, one per lever: threads, batch,
-ONNX Runtime, bf16 autocast, decoding and encoding overlapped with the model, detection every
-k-th frame, block length, and ``--realtime``, which combines them. A row: wall seconds and frames
+sample: 360x288, a 224² face) compressed at CRF 40 and looped, one per lever: threads (sharing
+each window's operations, or each restoring windows of its own), batch, ONNX Runtime, bf16
+autocast, decoding and encoding overlapped with the model, detection every k-th frame, block
+length, and ``--realtime``, which combines them. A row: wall seconds and frames
 per second of the whole restore, those of pass 2 alone (the stages after the setup: what a longer
 video converges to), the CPU seconds per frame of all the process's threads and of the model
 stage, the latency from a frame's decoding to its encoding, and the face's PSNR against the
@@ -21,8 +22,10 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +71,7 @@ LEVERS = {
         "PyTorch bf16 autocast, 2 windows at once, 1 thread each", BF16_WINDOWS, threads=2
     ),
     "overlap": Lever("decode and encode in threads", RestorePath(overlap=True)),
+    "keep-memory": Lever("freed memory kept for reuse", RestorePath(keep_memory=True)),
     "detect5": Lever("faces searched every 5th frame", RestorePath(detect_every=5)),
     "detect10": Lever("faces searched every 10th frame", RestorePath(detect_every=10)),
     "block12": Lever("blocks of 12 frames", RestorePath(block=12)),
@@ -91,9 +95,9 @@ def measure_levers(
     clip: str, model: str, names: list[str], seconds: float, landmarks: str = DEFAULT_LANDMARKER
 ) -> list[dict]:
     """One row per lever of ``names`` (keys of ``LEVERS``): ``model`` restoring ``clip``
-    looped to ``seconds`` at CRF 40. The reference runs first whether named or not, and
-    again last (``reference-again``), so that a load that changed during the run shows as
-    two different references."""
+    looped to ``seconds`` at CRF 40, each in a fresh process. The reference runs first whether
+    named or not, and again last (``reference-again``), so that a load that changed during
+    the run shows as two different references."""
     unknown = sorted(set(names) - set(LEVERS))
     if unknown:
         raise InputError(f"unknown levers {', '.join(unknown)}; known: {', '.join(LEVERS)}")
@@ -105,24 +109,12 @@ def measure_levers(
         original = read_frames(clip, fps=probe(clip).fps)[0]
         original = original[np.arange(total) % len(original)]  # looped as ``loop_clip`` loops
         boxes = plan_restoration(video).tracks[0].boxes
-        # Untimed: the first restore in a process loads libraries and kernels, and an ONNX
-        # runtime's first run exports the model into the cache (``auto`` also times both
-        # runtimes, once per thread count: a window's when windows run at once).
-        warm = {(LEVERS[n].path.runtime, LEVERS[n].path.parallel, LEVERS[n].threads) for n in names}
-        for runtime, parallel, threads in sorted(warm):
-            restore_video(
-                video, work / "warm.mp4", "car", model, landmarks, max_frames=7,
-                path=RestorePath(runtime=runtime, parallel=parallel), threads=threads,
-            )  # fmt: skip
         rows: list[dict] = []
         for i, name in enumerate(names):
             lever = LEVERS[name]
             key = f"{name}-again" if i and name == "reference" else name
             out = work / f"{key}.mp4"
-            summary = restore_video(
-                video, out, "car", model, landmarks, batch=lever.batch, path=lever.path,
-                threads=lever.threads,
-            )  # fmt: skip
+            summary = _in_fresh_process(video, out, model, landmarks, lever)
             restored = read_frames(out)[0]
             row = _lever_row(key, lever, summary, face_psnr(restored, original, boxes))
             if rows:  # compared with the reference, the first row
@@ -135,6 +127,30 @@ def measure_levers(
             # On stderr as it comes: a long run cut short keeps its rows.
             tqdm.write(json.dumps(row), file=sys.stderr)
     return rows
+
+
+def _restore_warm(
+    video: Path, out: Path, model: str, landmarks: str, lever: Lever
+) -> RestoreSummary:
+    """``lever``'s restore of ``video``, after an untimed one of 7 frames: the first restore in
+    a process loads libraries and kernels, and an ONNX runtime's first run exports the model
+    into the cache (``auto`` also times the runtimes)."""
+    for frames, path in ((7, out.with_name("warm.mp4")), (None, out)):
+        summary = restore_video(
+            video, path, "car", model, landmarks, batch=lever.batch, max_frames=frames,
+            path=lever.path, threads=lever.threads,
+        )  # fmt: skip
+    return summary
+
+
+def _in_fresh_process(
+    video: Path, out: Path, model: str, landmarks: str, lever: Lever
+) -> RestoreSummary:
+    """``_restore_warm`` in a process of its own, as a user's command runs: what a lever
+    leaves behind in its process (kept memory, threads, caches) cannot speed up the next."""
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+        return pool.submit(_restore_warm, video, out, model, landmarks, lever).result()
 
 
 def _lever_row(name: str, lever: Lever, summary: RestoreSummary, face: float) -> dict:

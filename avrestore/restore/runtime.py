@@ -42,7 +42,9 @@ class RestorePath:
     frame's decoding to its encoding, and the frames held, grow with it); ``parallel``: how
     the run's threads share the model: ``ops`` (each window on all of them, torch's
     intra-op parallelism) or ``windows`` (as many windows at once as threads, each on one:
-    the same values, and no core waits for another's share of a small convolution).
+    the same values, and no core waits for another's share of a small convolution);
+    ``keep_memory``: the process keeps the memory it frees for reuse
+    (``machine.keep_freed_memory``: no page faults for each window's fresh activations).
     """
 
     runtime: str = "torch"
@@ -50,6 +52,7 @@ class RestorePath:
     detect_every: int = TRAINING_CLIPS.detect_every
     block: int = BLOCK
     parallel: str = "ops"
+    keep_memory: bool = False
 
     def check(self, device: torch.device) -> None:
         """InputError for an unknown runtime or parallelism, ONNX Runtime off the CPU, or a
@@ -77,8 +80,11 @@ REFERENCE = RestorePath()
 # between searches: on two moving-head clips the face's PSNR moved 0.004 dB, BENCHMARKS.md);
 # blocks of 12 frames, not 64 (a lower latency at no cost in model time: a block reads its
 # context, it does not restore it again); the threads share the work by windows, not by
-# operations (bf16 on 2 threads: 7.1 fps against 5.6, BENCHMARKS.md).
-REALTIME = RestorePath(runtime="auto", overlap=True, detect_every=10, block=12, parallel="windows")
+# operations (bf16 on 2 threads: 7.1 fps against 5.6, BENCHMARKS.md); freed memory is kept
+# for reuse (held at its peak until the process exits).
+REALTIME = RestorePath(
+    runtime="auto", overlap=True, detect_every=10, block=12, parallel="windows", keep_memory=True
+)
 # dB: how far the face's PSNR may move from the reference path's with ``REALTIME``, as
 # tests/test_realtime.py checks on a real clip.
 REALTIME_MAX_PSNR_LOSS = 0.05

@@ -31,6 +31,7 @@ from torch import nn
 
 from avrestore.audio import AUDIO_RATE, audio_windows
 from avrestore.errors import InputError
+from avrestore.machine import keep_freed_memory
 from avrestore.media.audio import Audio, read_audio
 from avrestore.media.files import atomic_path, check_output, existing_file
 from avrestore.media.video import (
@@ -218,6 +219,8 @@ def restore_video(
                 raise InputError(f"--max-frames must be at least 1, got {max_frames}")
             dev = torch_device(device)
             path.check(dev)
+            if path.keep_memory:
+                keep_freed_memory()
             net = load_restoration_model(default_model(task) if model is None else model).to(dev)
             landmarks = None
             if restorer_contract(net).landmarks:
