@@ -42,7 +42,8 @@ class RestorePath:
     frame's decoding to its encoding, and the frames held, grow with it); ``parallel``: how
     the run's threads share the model: ``ops`` (each window on all of them, torch's
     intra-op parallelism) or ``windows`` (as many windows at once as threads, each on one:
-    the same values, and no core waits for another's share of a small convolution);
+    the same values, and no core waits for another's share of a small convolution; the first
+    pass then also searches as many frames for faces at once);
     ``keep_memory``: the process keeps the memory it frees for reuse
     (``machine.keep_freed_memory``: no page faults for each window's fresh activations).
     """

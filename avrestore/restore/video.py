@@ -228,8 +228,9 @@ def restore_video(
 
         crop_size = restorer_contract(net).crop_size
         plan = plan_restoration(
-            src, factor, all_faces, max_frames, progress, crop_size, path.detect_every, clock
-        )
+            src, factor, all_faces, max_frames, progress, crop_size, path.detect_every, clock,
+            workers,
+        )  # fmt: skip
         with clock.stage("setup"):
             info = probe(src)
             warn_if_short(info, plan.frames, "restored", max_frames)
