@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,16 @@ def test_dlib_on_a_degraded_crop_stays_near_the_teacher(prepared_root: Path) -> 
     blurred = dlib.predict_frames(Degradation(blur=21)(frames, fps))
     error = np.linalg.norm(blurred - teacher, axis=-1).mean()
     assert 0 < error < 0.05 * frames.shape[1], error  # moved, but within 5 % of the crop
+
+
+def test_dlib_landmarks_are_the_same_from_several_threads(prepared_root: Path) -> None:
+    frames = read_frames(prepared_root / "clips" / "grid_bbaf2n" / "face.mp4", max_frames=24)[0]
+    frames = Degradation(crf=45)(frames, 25.0)  # degraded: some crops fall back to the implied box
+    dlib = load_landmarker(DLIB)
+    serial = dlib.predict_frames(frames)
+    with ThreadPoolExecutor(4) as pool:  # restore's workers find landmarks at once
+        threaded = np.concatenate(list(pool.map(dlib.predict_frames, np.array_split(frames, 4))))
+    np.testing.assert_array_equal(threaded, serial)
 
 
 def test_a_landmark_network_is_loaded_with_its_audio_window(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import cv2
 import dlib
 import numpy as np
@@ -16,16 +18,28 @@ class FaceDetector:
     Frames whose longest side exceeds ``max_side`` are detected on a copy shrunk to that side
     (INTER_AREA) and the boxes scaled back: the HOG cost grows with the pixel count, and a
     talking-head face stays far above its 80-pixel minimum (40 with ``upsample=1``).
+
+    Safe to call from several threads at once: dlib's detectors keep scratch state of their
+    own (two threads sharing one found other boxes), so each thread gets its own.
     """
 
     def __init__(self, kind: str = "hog", upsample: int = 1, max_side: int = 640) -> None:
         if kind not in ("hog", "cnn"):
             raise InputError(f"face detector must be 'hog' or 'cnn', got {kind!r}")
         self.kind, self.upsample, self.max_side = kind, upsample, max_side
-        if kind == "hog":
-            self._hog = dlib.get_frontal_face_detector()
-        else:
-            self._cnn = dlib.cnn_face_detection_model_v1(str(model_file(CNN_DETECTOR)))
+        self._local = threading.local()
+        self._dlib()  # now: a missing model file is an error here, not in a worker
+
+    def _dlib(self) -> object:
+        """This thread's dlib detector, made on its first call."""
+        if not hasattr(self._local, "detector"):
+            if self.kind == "hog":
+                self._local.detector = dlib.get_frontal_face_detector()
+            else:
+                self._local.detector = dlib.cnn_face_detection_model_v1(
+                    str(model_file(CNN_DETECTOR))
+                )
+        return self._local.detector
 
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (k, 4) float32 ``x0, y0, x1, y1`` in ``image`` pixels and scores (k,)."""
@@ -36,9 +50,9 @@ class FaceDetector:
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         image = np.ascontiguousarray(image)
         if self.kind == "hog":
-            rects, scores, _ = self._hog.run(image, self.upsample, 0.0)
+            rects, scores, _ = self._dlib().run(image, self.upsample, 0.0)
         else:
-            found = self._cnn(image, self.upsample)
+            found = self._dlib()(image, self.upsample)
             rects, scores = [d.rect for d in found], [d.confidence for d in found]
         boxes = np.array(
             [[r.left(), r.top(), r.right() + 1, r.bottom() + 1] for r in rects], np.float32
