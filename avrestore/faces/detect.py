@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import threading
+import contextlib
+import queue
+from collections.abc import Iterator
 
 import cv2
 import dlib
@@ -20,26 +22,34 @@ class FaceDetector:
     talking-head face stays far above its 80-pixel minimum (40 with ``upsample=1``).
 
     Safe to call from several threads at once: dlib's detectors keep scratch state of their
-    own (two threads sharing one found other boxes), so each thread gets its own.
+    own (two threads sharing one found other boxes), so each search borrows one of its own,
+    made when none is free (as many as searches ever ran at once, each made once).
     """
 
     def __init__(self, kind: str = "hog", upsample: int = 1, max_side: int = 640) -> None:
         if kind not in ("hog", "cnn"):
             raise InputError(f"face detector must be 'hog' or 'cnn', got {kind!r}")
         self.kind, self.upsample, self.max_side = kind, upsample, max_side
-        self._local = threading.local()
-        self._dlib()  # now: a missing model file is an error here, not in a worker
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        self._free.put(self._make())  # now: a missing model file is an error here
 
-    def _dlib(self) -> object:
-        """This thread's dlib detector, made on its first call."""
-        if not hasattr(self._local, "detector"):
-            if self.kind == "hog":
-                self._local.detector = dlib.get_frontal_face_detector()
-            else:
-                self._local.detector = dlib.cnn_face_detection_model_v1(
-                    str(model_file(CNN_DETECTOR))
-                )
-        return self._local.detector
+    def _make(self) -> object:
+        """A new dlib detector of this kind."""
+        if self.kind == "hog":
+            return dlib.get_frontal_face_detector()
+        return dlib.cnn_face_detection_model_v1(str(model_file(CNN_DETECTOR)))
+
+    @contextlib.contextmanager
+    def _dlib(self) -> Iterator:
+        """A dlib detector no other search is using, for the ``with`` body."""
+        try:
+            detector = self._free.get_nowait()
+        except queue.Empty:
+            detector = self._make()
+        try:
+            yield detector
+        finally:
+            self._free.put(detector)
 
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (k, 4) float32 ``x0, y0, x1, y1`` in ``image`` pixels and scores (k,)."""
@@ -50,9 +60,11 @@ class FaceDetector:
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         image = np.ascontiguousarray(image)
         if self.kind == "hog":
-            rects, scores, _ = self._dlib().run(image, self.upsample, 0.0)
+            with self._dlib() as hog:
+                rects, scores, _ = hog.run(image, self.upsample, 0.0)
         else:
-            found = self._dlib()(image, self.upsample)
+            with self._dlib() as cnn:
+                found = cnn(image, self.upsample)
             rects, scores = [d.rect for d in found], [d.confidence for d in found]
         boxes = np.array(
             [[r.left(), r.top(), r.right() + 1, r.bottom() + 1] for r in rects], np.float32
