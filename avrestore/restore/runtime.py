@@ -81,7 +81,7 @@ REFERENCE = RestorePath()
 # between searches: on two moving-head clips the face's PSNR moved 0.004 dB, BENCHMARKS.md);
 # blocks of 12 frames, not 64 (a lower latency at no cost in model time: a block reads its
 # context, it does not restore it again); the threads share the work by windows, not by
-# operations (bf16 on 2 threads: 7.1 fps against 5.6, BENCHMARKS.md); freed memory is kept
+# operations (bf16 on 2 threads: 8.0 fps against 6.6, BENCHMARKS.md); freed memory is kept
 # for reuse (held at its peak until the process exits).
 REALTIME = RestorePath(
     runtime="auto", overlap=True, detect_every=10, block=12, parallel="windows", keep_memory=True
