@@ -61,11 +61,15 @@ class StageClock:
             self.seconds[name] += now[0] - since[0]
             self.cpu_seconds[name] += now[1] - since[1]
 
+    def _check(self, name: str) -> None:
+        """ValueError unless ``name`` is one of ``STAGES``."""
+        if name not in self.seconds:
+            raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGES)}")
+
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Count the time inside the ``with`` in stage ``name`` (one of ``STAGES``)."""
-        if name not in self.seconds:
-            raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGES)}")
+        self._check(name)
         stack = self._stack()
         now = _now()
         if stack:
@@ -85,8 +89,7 @@ class StageClock:
         """Count this thread's CPU seconds inside the ``with`` in stage ``name``, not its wall
         seconds: a worker that a stage of the calling thread waits for (whose wall time
         that stage counts already)."""
-        if name not in self.seconds:
-            raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGES)}")
+        self._check(name)
         start = _now()[1]
         try:
             yield

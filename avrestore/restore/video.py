@@ -202,7 +202,8 @@ def restore_video(
     model with a landmark branch) to ``dlib`` on the LQ crop; ``compare`` also writes input |
     restored as a PNG of the middle frame or, for a video suffix, a video. ``path``: how to
     run (``restore.runtime``: ``REFERENCE`` or ``REALTIME``); ``threads``: torch's and ONNX
-    Runtime's threads for this run (default: torch's current setting).
+    Runtime's threads for this run (default: torch's current setting); with ``REALTIME``
+    (``parallel="windows"``) that many windows and face searches run at once, one thread each.
     """
     start, cpu_start = time.perf_counter(), time.process_time()
     clock = StageClock()
